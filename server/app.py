@@ -1,0 +1,36 @@
+"""Build the MCP server: one module per capability registers its tools, resources and prompts.
+
+Each `server/tool_*.py` module exposes `register(app, state)`; this file only
+lists them, so adding a capability is one line here and one module there.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from mcp.server import MCPServer
+
+from itest_mcp.server.state import ServerState
+from itest_mcp.tools import __version__
+
+TOOL_MODULES: tuple[str, ...] = (
+    "tool_phases",
+)
+
+INSTRUCTIONS = """\
+itest-mcp runs this repository's integration-test workflow. Typical order:
+assess_changes → run_phase for the recommended phases (rerun_failures to tell flaky
+from broken) → find_coverage_gaps → validate_github_api when GitHub API code changed →
+build_report. Results are compact; full logs and JUnit are resources (itest://runs/{id}/log).
+"""
+
+
+def create_app(repo: Path | str = ".") -> MCPServer:
+    """The MCP server for the project at `repo` (opened on first use)."""
+    state = ServerState(repo=Path(repo))
+    app = MCPServer(name="itest-mcp", version=__version__, instructions=INSTRUCTIONS)
+    for module_name in TOOL_MODULES:
+        module = importlib.import_module(f"itest_mcp.server.{module_name}")
+        module.register(app, state)
+    return app

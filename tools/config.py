@@ -1,0 +1,169 @@
+"""Load `itest.toml` (or `[tool.itest]` in `pyproject.toml`) and report errors with file, key and line.
+
+The top level knows every section; each capability validates its own section
+with its own pydantic model through `validate_section`, so an error anywhere
+names the file, the dotted key and the line it is on.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from .errors import ConfigError
+from .repo import Project
+
+CONFIG_FILE = "itest.toml"
+PYPROJECT_FILE = "pyproject.toml"
+
+TOP_LEVEL_SECTIONS = {
+    "discover": "bool: also discover phases when phases are configured (default: only without configured phases)",
+    "phases": "table of phases by name",
+    "assess": "change classification rules (assess_changes)",
+    "coverage": "coverage settings (find_coverage_gaps)",
+    "github": "GitHub API settings (validate_github_api, review_ci_failures)",
+    "faults": "fault-injection profiles (run_phase with faults)",
+    "history": "run history settings",
+    "report": "report settings",
+}
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass
+class RawConfig:
+    """The parsed TOML of the project's config, with where it came from and a key→line map."""
+
+    file: str
+    """Project-relative name of the file ("itest.toml", "pyproject.toml") or "" when there is none."""
+    data: dict[str, Any] = field(default_factory=dict)
+    lines: dict[tuple[str, ...], int] = field(default_factory=dict)
+    prefix: tuple[str, ...] = ()
+    """Where the itest table sits inside the file: () for itest.toml, ("tool", "itest") for pyproject."""
+
+    def line_of(self, loc: tuple[str | int, ...]) -> int | None:
+        """The line of the longest known prefix of the dotted key `loc`."""
+        keys = tuple(str(k) for k in loc if not isinstance(k, int))
+        full = self.prefix + keys
+        while full:
+            if full in self.lines:
+                return self.lines[full]
+            full = full[:-1]
+        return None
+
+    def error(self, message: str, loc: tuple[str | int, ...] = ()) -> ConfigError:
+        key = ".".join(str(k) for k in loc) if loc else None
+        return ConfigError(self.file or CONFIG_FILE, message, key=key, line=self.line_of(loc))
+
+    def section(self, name: str) -> dict[str, Any]:
+        value = self.data.get(name, {})
+        if not isinstance(value, dict):
+            raise self.error(f"'{name}' must be a table, got {type(value).__name__}", (name,))
+        return value
+
+
+_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
+_ASSIGN = re.compile(r"^\s*((?:\"[^\"]*\"|'[^']*'|[A-Za-z0-9_-]+)(?:\s*\.\s*(?:\"[^\"]*\"|'[^']*'|[A-Za-z0-9_-]+))*)\s*=")
+_KEY_PART = re.compile(r"\"([^\"]*)\"|'([^']*)'|([A-Za-z0-9_-]+)")
+
+
+def _split_key(text: str) -> tuple[str, ...]:
+    return tuple(m.group(1) or m.group(2) or m.group(3) or "" for m in _KEY_PART.finditer(text))
+
+
+def map_key_lines(text: str) -> dict[tuple[str, ...], int]:
+    """Map every table header and assigned key to its 1-based line (first occurrence wins)."""
+    lines: dict[tuple[str, ...], int] = {}
+    table: tuple[str, ...] = ()
+    in_multiline: str | None = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if in_multiline:
+            if in_multiline in line:
+                in_multiline = None
+            continue
+        header = _HEADER.match(line)
+        if header:
+            table = _split_key(header.group(1))
+            lines.setdefault(table, number)
+            continue
+        assign = _ASSIGN.match(line)
+        if assign:
+            lines.setdefault(table + _split_key(assign.group(1)), number)
+            rest = line[assign.end() :]
+            for quote in ('"""', "'''"):
+                if rest.count(quote) == 1:
+                    in_multiline = quote
+    return lines
+
+
+def _decode_error(file: str, exc: tomllib.TOMLDecodeError) -> ConfigError:
+    match = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
+    line = int(match.group(1)) if match else None
+    message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
+    return ConfigError(file, f"not valid TOML: {message}; fix the syntax", line=line)
+
+
+def load_raw_config(project: Project) -> RawConfig:
+    """Read the project's config file; no file is an empty config, not an error."""
+    itest = project.root / CONFIG_FILE
+    pyproject = project.root / PYPROJECT_FILE
+    if itest.is_file():
+        return _load(itest, CONFIG_FILE, ())
+    if pyproject.is_file():
+        raw = _load(pyproject, PYPROJECT_FILE, ("tool", "itest"))
+        # A pyproject without [tool.itest] is no config at all.
+        return raw if ("tool", "itest") in raw.lines else RawConfig(file="")
+    return RawConfig(file="")
+
+
+def _load(path: Path, name: str, prefix: tuple[str, ...]) -> RawConfig:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(name, f"not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from exc
+    except OSError as exc:
+        raise ConfigError(name, f"cannot be read: {exc.strerror}") from exc
+    try:
+        data: dict[str, Any] = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise _decode_error(name, exc) from exc
+    for key in prefix:
+        value = data.get(key, {})
+        if not isinstance(value, dict):
+            raise ConfigError(name, f"'{key}' must be a table", key=".".join(prefix))
+        data = value
+    raw = RawConfig(file=name, data=data, lines=map_key_lines(text), prefix=prefix)
+    unknown = sorted(set(data) - set(TOP_LEVEL_SECTIONS))
+    if unknown:
+        known = ", ".join(sorted(TOP_LEVEL_SECTIONS))
+        raise raw.error(f"unknown key {unknown[0]!r}; the known top-level keys are: {known}", (unknown[0],))
+    discover = data.get("discover")
+    if discover is not None and not isinstance(discover, bool):
+        raise raw.error(f"'discover' must be true or false, got {discover!r}", ("discover",))
+    return raw
+
+
+def validate_section(raw: RawConfig, loc: tuple[str, ...], data: Any, model: type[M]) -> M:
+    """Validate `data` (found at dotted key `loc`) with `model`; errors name the file, the key and the line."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        err_loc = loc + tuple(str(p) for p in first["loc"] if not isinstance(p, int))
+        kind = first["type"]
+        if kind == "extra_forbidden":
+            message = f"unknown key {err_loc[-1]!r}"
+            fields = sorted(model.model_fields)
+            hint = getattr(model, "known_keys_hint", None)
+            message += f"; known keys: {hint() if callable(hint) else ', '.join(fields)}"
+        elif kind == "missing":
+            message = f"missing required key {err_loc[-1]!r}"
+        else:
+            got = first.get("input")
+            message = f"{first['msg']}" + (f" (got {got!r})" if not isinstance(got, dict | list) else "")
+        raise raw.error(message, err_loc) from exc

@@ -1,0 +1,359 @@
+"""The phase model: what a phase is, where it comes from, and the exact argv it runs.
+
+Only phases from config or discovery ever run. A caller may narrow a phase
+(`ArgvOptions`: a test name or regex, race, count, coverage) but never supply a
+command; every caller value goes in as a value (`-run=<v>`, `-k <v>`), never as
+a flag of its own.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator, model_validator
+
+from .config import RawConfig, load_raw_config, validate_section
+from .errors import ConfigError, InputError, UnknownPhaseError
+from .models import Model
+from .process import which
+from .repo import Project, ensure_not_option
+
+DEFAULT_TIMEOUT_S = 1800.0
+
+PHASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+
+
+class Runner(StrEnum):
+    GO = "go"
+    PYTEST = "pytest"
+    COMMAND = "command"
+
+
+RUNNER_KEYS: dict[Runner, set[str]] = {
+    Runner.GO: {"packages", "run", "skip", "tags", "race", "count", "args"},
+    Runner.PYTEST: {"paths", "markers", "keyword", "args"},
+    Runner.COMMAND: {"argv", "junit", "go_json"},
+}
+COMMON_KEYS = {"description", "order", "runner", "timeout", "env", "triggers"}
+
+
+def _parse_duration(value: Any) -> float:
+    """Seconds from a number or a Go-style duration string ("90s", "20m", "1h30m")."""
+    if isinstance(value, bool):
+        raise ValueError("a timeout is a number of seconds or a duration like '20m'")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        parts = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*", value)
+        if not value.strip() or parts is None:
+            raise ValueError(f"timeout {value!r} is not a duration; write seconds (600) or '10m', '1h30m', '90s'")
+        hours, minutes, secs = (float(p) if p else 0.0 for p in parts.groups())
+        seconds = hours * 3600 + minutes * 60 + secs
+    else:
+        raise ValueError("a timeout is a number of seconds or a duration like '20m'")
+    if seconds <= 0:
+        raise ValueError(f"timeout must be positive, got {value!r}")
+    return seconds
+
+
+class PhaseConfig(Model):
+    """One `[phases.<name>]` table as written in the config (flat: runner fields beside common ones)."""
+
+    description: str = ""
+    order: int = 100
+    runner: Runner
+    timeout: float = DEFAULT_TIMEOUT_S
+    env: dict[str, str] = Field(default_factory=dict)
+    triggers: list[str] = Field(default_factory=list)
+    # go
+    packages: list[str] = Field(default_factory=lambda: ["./..."])
+    run: str | None = None
+    skip: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    race: bool = True
+    count: int = Field(default=1, ge=1, le=1000)
+    args: list[str] = Field(default_factory=list)
+    # pytest
+    paths: list[str] = Field(default_factory=list)
+    markers: str | None = None
+    keyword: str | None = None
+    # command
+    argv: list[str] = Field(default_factory=list)
+    junit: str | None = None
+    go_json: bool = False
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _timeout(cls, value: Any) -> float:
+        return _parse_duration(value)
+
+    @classmethod
+    def known_keys_hint(cls) -> str:
+        per_runner = "; ".join(f"{r.value}: {', '.join(sorted(k))}" for r, k in RUNNER_KEYS.items())
+        return f"{', '.join(sorted(COMMON_KEYS))}; by runner — {per_runner}"
+
+
+class Phase(Model):
+    """A runnable phase, from config or discovery."""
+
+    name: str
+    description: str = ""
+    order: int = 100
+    runner: Runner
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    env: dict[str, str] = Field(default_factory=dict)
+    triggers: list[str] = Field(default_factory=list)
+    source: str = "config"
+    """"config" or "discovery:<rule>" (go-integration, go-all, magefile, makefile, pytest)."""
+    note: str | None = None
+    project_root: str | None = Field(default=None, exclude=True)
+    available: bool = True
+    """False when the program it needs is not on PATH (the note says which)."""
+    # go
+    packages: list[str] = Field(default_factory=list)
+    run: str | None = None
+    skip: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    race: bool = True
+    count: int = 1
+    args: list[str] = Field(default_factory=list)
+    test_files: list[str] = Field(default_factory=list)
+    """Test files the phase runs (discovery knows them; assess uses them)."""
+    # pytest
+    paths: list[str] = Field(default_factory=list)
+    markers: str | None = None
+    keyword: str | None = None
+    # command
+    argv: list[str] = Field(default_factory=list)
+    junit: str | None = None
+    go_json: bool = False
+
+    @model_validator(mode="after")
+    def _runner_fields(self) -> Phase:
+        if self.runner is Runner.COMMAND and not self.argv:
+            raise ValueError("a command phase needs 'argv', a list like [\"make\", \"test-integration\"]")
+        return self
+
+
+class ArgvOptions(Model):
+    """How a caller may narrow a phase: values only, never commands or flags."""
+
+    test: str | None = None
+    race: bool | None = None
+    count: int | None = Field(default=None, ge=1, le=1000)
+    coverage_profile: str | None = None
+    """Go: path for -coverprofile (the run folder's); pytest: path for the coverage XML."""
+    coverpkg: str | None = None
+    junit_xml: str | None = None
+    """pytest: where --junitxml writes."""
+    add_json: bool = True
+    """go: add -json (the engine always does; list_phases shows it)."""
+
+
+def build_argv(phase: Phase, options: ArgvOptions | None = None) -> list[str]:
+    """The exact argv the phase runs with `options` applied."""
+    opts = options or ArgvOptions()
+    if opts.test is not None:
+        ensure_not_option("test", opts.test)
+        if not opts.test.strip():
+            raise InputError("test filter is empty; give a test name or a regular expression")
+    if phase.runner is Runner.GO:
+        argv = ["go", "test"]
+        if opts.add_json:
+            argv.append("-json")
+        race = phase.race if opts.race is None else opts.race
+        if race:
+            argv.append("-race")
+        if phase.tags:
+            argv.append("-tags=" + ",".join(phase.tags))
+        count = opts.count if opts.count is not None else phase.count
+        argv.append(f"-count={count}")
+        run = _go_test_regex(opts.test) if opts.test is not None else phase.run
+        if run:
+            argv.append(f"-run={run}")
+        if phase.skip:
+            argv.append(f"-skip={phase.skip}")
+        if opts.coverage_profile:
+            argv.append(f"-coverprofile={opts.coverage_profile}")
+            argv.append("-covermode=atomic" if race else "-covermode=set")
+            if opts.coverpkg:
+                argv.append(f"-coverpkg={opts.coverpkg}")
+        argv.append(f"-timeout={int(phase.timeout_s)}s")
+        argv.extend(phase.args)
+        argv.extend(phase.packages or ["./..."])
+        return argv
+    if phase.runner is Runner.PYTEST:
+        argv = [python_for(phase), "-m", "pytest"]
+        if phase.markers:
+            argv += ["-m", phase.markers]
+        keyword = opts.test if opts.test is not None else phase.keyword
+        if keyword:
+            argv += ["-k", keyword]
+        if opts.junit_xml:
+            argv.append(f"--junitxml={opts.junit_xml}")
+        argv.extend(phase.args)
+        # `--` ends options, so a path can never be read as one.
+        if phase.paths:
+            argv += ["--", *phase.paths]
+        return argv
+    return list(phase.argv)
+
+
+def python_for(phase: Phase) -> str:
+    """The interpreter for a pytest phase: the project's `.venv` when it has one, else ours."""
+    if phase.project_root:
+        venv = Path(phase.project_root) / ".venv" / "bin" / "python"
+        if venv.is_file():
+            return str(venv)
+    return sys.executable
+
+
+def _go_test_regex(test: str) -> str:
+    """A plain test name runs exactly that test (anchored); anything with regex syntax is used as given."""
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z0-9_./-]*)?", test):
+        top, _, sub = test.partition("/")
+        return f"^{top}$" + (f"/^{re.escape(sub)}$" if sub else "")
+    try:
+        re.compile(test)
+    except re.error as exc:
+        raise InputError(f"test filter {test!r} is not a valid regular expression: {exc}") from exc
+    return test
+
+
+class PhaseSet(Model):
+    """All phases of a project in run order, and where the config came from."""
+
+    phases: list[Phase]
+    config_file: str = ""
+    discovered: bool = False
+
+    def names(self) -> list[str]:
+        return [p.name for p in self.phases]
+
+    def get(self, name: str) -> Phase:
+        for phase in self.phases:
+            if phase.name == name:
+                return phase
+        raise UnknownPhaseError(name, self.names())
+
+
+def phases_from_config(raw: RawConfig) -> list[Phase]:
+    """Validate the `[phases]` table into phases; errors name file, key and line."""
+    table = raw.section("phases")
+    phases: list[Phase] = []
+    for name, body in table.items():
+        loc = ("phases", name)
+        if not PHASE_NAME.match(name):
+            raise raw.error(f"phase name {name!r} must be letters, digits, '-', '_', '.', ':' (max 64)", loc)
+        if not isinstance(body, dict):
+            raise raw.error(f"phase {name!r} must be a table", loc)
+        if "runner" not in body:
+            raise raw.error(f"phase {name!r} has no 'runner'; set runner = \"go\", \"pytest\" or \"command\"", loc)
+        config = validate_section(raw, loc, body, PhaseConfig)
+        misplaced = (set(body) - COMMON_KEYS) - RUNNER_KEYS[config.runner]
+        if misplaced:
+            key = sorted(misplaced)[0]
+            owner = next((r.value for r, keys in RUNNER_KEYS.items() if key in keys), "?")
+            raise raw.error(
+                f"key {key!r} belongs to runner {owner!r}, but phase {name!r} uses runner {config.runner.value!r}",
+                (*loc, key),
+            )
+        if config.runner is Runner.COMMAND and not config.argv:
+            raise raw.error(f"command phase {name!r} needs 'argv', e.g. [\"make\", \"test-integration\"]", loc)
+        for key in ("packages", "paths"):
+            for value in getattr(config, key):
+                if value.startswith("-"):
+                    raise raw.error(f"{key} entry {value!r} starts with '-'; list packages or paths only", (*loc, key))
+        fields = config.model_dump(exclude={"timeout"})
+        if config.runner is not Runner.GO:
+            fields["packages"] = []
+        phase = Phase(name=name, timeout_s=config.timeout, source="config", **fields)
+        phases.append(_mark_availability(phase))
+    return phases
+
+
+def _mark_availability(phase: Phase) -> Phase:
+    program = {Runner.GO: "go", Runner.PYTEST: None, Runner.COMMAND: phase.argv[0] if phase.argv else None}[
+        phase.runner
+    ]
+    if program and "/" not in program and which(program) is None:
+        note = f"{program!r} is not on PATH, so this phase cannot run here"
+        return phase.model_copy(update={"available": False, "note": (phase.note + "; " if phase.note else "") + note})
+    return phase
+
+
+def load_phases(project: Project) -> PhaseSet:
+    """Configured phases, plus discovered ones when nothing is configured (or `discover = true`)."""
+    from .discovery import discover_phases
+
+    raw = load_raw_config(project)
+    configured = phases_from_config(raw)
+    discover = raw.data.get("discover")
+    use_discovery = discover if isinstance(discover, bool) else not configured
+    phases = list(configured)
+    if use_discovery:
+        taken = {p.name for p in configured}
+        phases += [_mark_availability(p) for p in discover_phases(project.root) if p.name not in taken]
+    seen: set[str] = set()
+    for phase in phases:
+        if phase.name in seen:
+            raise ConfigError(raw.file or "(discovery)", f"duplicate phase name {phase.name!r}")
+        seen.add(phase.name)
+    phases = [p.model_copy(update={"project_root": str(project.root)}) for p in phases]
+    phases.sort(key=lambda p: (p.order, p.name))
+    return PhaseSet(phases=phases, config_file=raw.file, discovered=use_discovery)
+
+
+class PhaseInfo(Model):
+    """A phase as `list_phases` shows it: what it runs, why it exists, when it matters."""
+
+    name: str
+    description: str
+    runner: Runner
+    argv: list[str]
+    source: str
+    triggers: list[str]
+    order: int
+    timeout_s: float
+    available: bool
+    note: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+
+
+class PhaseListing(Model):
+    """Every phase of the project in run order."""
+
+    project_root: str
+    config_file: str | None
+    discovered: bool
+    phases: list[PhaseInfo]
+
+
+def list_phases(project: Project) -> PhaseListing:
+    """Every configured or discovered phase with the exact argv it will run."""
+    phase_set = load_phases(project)
+    return PhaseListing(
+        project_root=str(project.root),
+        config_file=phase_set.config_file or None,
+        discovered=phase_set.discovered,
+        phases=[
+            PhaseInfo(
+                name=p.name,
+                description=p.description,
+                runner=p.runner,
+                argv=build_argv(p),
+                source=p.source,
+                triggers=p.triggers,
+                order=p.order,
+                timeout_s=p.timeout_s,
+                available=p.available,
+                note=p.note,
+                env=p.env,
+            )
+            for p in phase_set.phases
+        ],
+    )

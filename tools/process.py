@@ -1,0 +1,86 @@
+"""The only place itest-mcp starts a child process.
+
+Arguments are always lists (never a shell string). `run_capture` serves short
+questions (git, go list, gh auth token) with a timeout and bounded output; the
+supervised runner for test phases (own session, process-group kill, streaming to
+the run log) lives here too.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import RunError, ToolNotFoundError
+
+CAPTURE_LIMIT = 64 * 1024 * 1024
+"""Bytes of stdout a short command may return; more is a bug in the caller's choice of command."""
+
+INSTALL_HINTS = {
+    "go": "install Go from https://go.dev/dl/ (or your package manager) and make sure `go` is on PATH",
+    "git": "install git and make sure it is on PATH",
+    "pytest": "install pytest into the environment that runs the phase (`pip install pytest`)",
+    "magex": "install it with `go install github.com/mrz1836/mage-x/cmd/magex@latest` or run the phase with go",
+    "make": "install make (`apt-get install make`)",
+    "gh": "install the GitHub CLI, or set GITHUB_TOKEN instead",
+}
+
+
+@dataclass(frozen=True)
+class Captured:
+    """The result of a short command."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def which(program: str) -> str | None:
+    """The full path of `program` on PATH, or None."""
+    return shutil.which(program)
+
+
+def require_program(program: str) -> str:
+    """The full path of `program`, or ToolNotFoundError naming it and how to install it."""
+    path = which(program)
+    if path is None:
+        raise ToolNotFoundError(program, INSTALL_HINTS.get(program, f"install {program} and put it on PATH"))
+    return path
+
+
+def run_capture(
+    argv: list[str],
+    *,
+    cwd: Path | str,
+    timeout: float = 60.0,
+    env: dict[str, str] | None = None,
+    stdin_data: bytes | None = None,
+) -> Captured:
+    """Run a short command to completion and return its decoded output (invalid UTF-8 replaced)."""
+    if not argv or not isinstance(argv, list):
+        raise RunError(f"refusing to run {argv!r}: a command is a non-empty list of arguments")
+    program = require_program(argv[0]) if os.sep not in argv[0] else argv[0]
+    try:
+        proc = subprocess.run(
+            [program, *argv[1:]],
+            cwd=str(cwd),
+            input=stdin_data,
+            stdin=None if stdin_data is not None else subprocess.DEVNULL,
+            capture_output=True,
+            timeout=timeout,
+            env=env,
+            start_new_session=True,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise RunError(f"{argv[0]} {' '.join(argv[1:3])} did not finish within {timeout:.0f} s in {cwd}") from exc
+    except OSError as exc:
+        raise RunError(f"could not start {argv[0]!r} in {cwd}: {exc.strerror or exc}") from exc
+    return Captured(
+        returncode=proc.returncode,
+        stdout=proc.stdout[:CAPTURE_LIMIT].decode("utf-8", errors="replace"),
+        stderr=proc.stderr[-CAPTURE_LIMIT:].decode("utf-8", errors="replace"),
+    )
