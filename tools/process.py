@@ -84,3 +84,86 @@ def run_capture(
         stdout=proc.stdout[:CAPTURE_LIMIT].decode("utf-8", errors="replace"),
         stderr=proc.stderr[-CAPTURE_LIMIT:].decode("utf-8", errors="replace"),
     )
+
+
+# -- streaming (assess_changes: a diff can be far larger than memory should hold) ----------
+
+import collections.abc as _abc  # noqa: E402
+
+
+@dataclass
+class StreamResult:
+    """Filled in when a `stream_lines` generator finishes: the exit code and a bounded stderr tail."""
+
+    returncode: int | None = None
+    stderr: str = ""
+    timed_out: bool = False
+
+
+def stream_lines(
+    argv: list[str],
+    *,
+    cwd: Path | str,
+    timeout: float = 120.0,
+    env: dict[str, str] | None = None,
+    result: StreamResult | None = None,
+) -> _abc.Iterator[bytes]:
+    """Yield a command's stdout line by line (bytes, newline kept); `result` gets the exit code at the end.
+
+    The child runs in its own session; closing the generator early (or the timeout)
+    kills its whole process group, so an abandoned stream never leaves a child behind.
+    """
+    import signal
+    import tempfile
+    import threading
+
+    if not argv or not isinstance(argv, list):
+        raise RunError(f"refusing to run {argv!r}: a command is a non-empty list of arguments")
+    program = require_program(argv[0]) if os.sep not in argv[0] else argv[0]
+    outcome = result if result is not None else StreamResult()
+    with tempfile.TemporaryFile() as err_file:
+        try:
+            proc = subprocess.Popen(
+                [program, *argv[1:]],
+                cwd=str(cwd),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=err_file,
+                env=env,
+                start_new_session=True,
+                bufsize=1024 * 1024,
+            )
+        except OSError as exc:
+            raise RunError(f"could not start {argv[0]!r} in {cwd}: {exc.strerror or exc}") from exc
+
+        def kill() -> None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+        def on_timeout() -> None:
+            outcome.timed_out = True
+            kill()
+
+        timer = threading.Timer(timeout, on_timeout)
+        timer.daemon = True
+        timer.start()
+        finished = False
+        try:
+            assert proc.stdout is not None
+            yield from proc.stdout
+            finished = True
+        finally:
+            timer.cancel()
+            if not finished:
+                kill()
+            if proc.stdout is not None:
+                proc.stdout.close()
+            outcome.returncode = proc.wait()
+            err_file.seek(0, os.SEEK_END)
+            size = err_file.tell()
+            err_file.seek(max(0, size - 64 * 1024))
+            outcome.stderr = err_file.read().decode("utf-8", errors="replace")
+    if outcome.timed_out:
+        raise RunError(f"{argv[0]} {' '.join(argv[1:3])} did not finish within {timeout:.0f} s in {cwd}")
