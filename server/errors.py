@@ -6,9 +6,8 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from mcp.server.mcpserver.exceptions import ToolError
-
 from itest_mcp.tools.errors import ItestError
+from mcp.server.mcpserver.exceptions import ToolError
 
 log = logging.getLogger("itest_mcp")
 

@@ -43,6 +43,8 @@ class RawConfig:
     """Project-relative name of the file ("itest.toml", "pyproject.toml") or "" when there is none."""
     data: dict[str, Any] = field(default_factory=dict)
     lines: dict[tuple[str, ...], int] = field(default_factory=dict)
+    present: bool = True
+    """False for a pyproject.toml without a [tool.itest] table."""
     prefix: tuple[str, ...] = ()
     """Where the itest table sits inside the file: () for itest.toml, ("tool", "itest") for pyproject."""
 
@@ -68,7 +70,9 @@ class RawConfig:
 
 
 _HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
-_ASSIGN = re.compile(r"^\s*((?:\"[^\"]*\"|'[^']*'|[A-Za-z0-9_-]+)(?:\s*\.\s*(?:\"[^\"]*\"|'[^']*'|[A-Za-z0-9_-]+))*)\s*=")
+_ASSIGN = re.compile(
+    r"^\s*((?:\"[^\"]*\"|'[^']*'|[A-Za-z0-9_-]+)(?:\s*\.\s*(?:\"[^\"]*\"|'[^']*'|[A-Za-z0-9_-]+))*)\s*="
+)
 _KEY_PART = re.compile(r"\"([^\"]*)\"|'([^']*)'|([A-Za-z0-9_-]+)")
 
 
@@ -117,7 +121,7 @@ def load_raw_config(project: Project) -> RawConfig:
     if pyproject.is_file():
         raw = _load(pyproject, PYPROJECT_FILE, ("tool", "itest"))
         # A pyproject without [tool.itest] is no config at all.
-        return raw if ("tool", "itest") in raw.lines else RawConfig(file="")
+        return raw if raw.present else RawConfig(file="")
     return RawConfig(file="")
 
 
@@ -132,12 +136,14 @@ def _load(path: Path, name: str, prefix: tuple[str, ...]) -> RawConfig:
         data: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise _decode_error(name, exc) from exc
+    present = True
     for key in prefix:
+        present = present and key in data
         value = data.get(key, {})
         if not isinstance(value, dict):
             raise ConfigError(name, f"'{key}' must be a table", key=".".join(prefix))
         data = value
-    raw = RawConfig(file=name, data=data, lines=map_key_lines(text), prefix=prefix)
+    raw = RawConfig(file=name, data=data, lines=map_key_lines(text), prefix=prefix, present=present)
     unknown = sorted(set(data) - set(TOP_LEVEL_SECTIONS))
     if unknown:
         known = ", ".join(sorted(TOP_LEVEL_SECTIONS))

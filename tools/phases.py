@@ -135,7 +135,7 @@ class Phase(Model):
     @model_validator(mode="after")
     def _runner_fields(self) -> Phase:
         if self.runner is Runner.COMMAND and not self.argv:
-            raise ValueError("a command phase needs 'argv', a list like [\"make\", \"test-integration\"]")
+            raise ValueError('a command phase needs \'argv\', a list like ["make", "test-integration"]')
         return self
 
 
@@ -252,7 +252,7 @@ def phases_from_config(raw: RawConfig) -> list[Phase]:
         if not isinstance(body, dict):
             raise raw.error(f"phase {name!r} must be a table", loc)
         if "runner" not in body:
-            raise raw.error(f"phase {name!r} has no 'runner'; set runner = \"go\", \"pytest\" or \"command\"", loc)
+            raise raw.error(f'phase {name!r} has no \'runner\'; set runner = "go", "pytest" or "command"', loc)
         config = validate_section(raw, loc, body, PhaseConfig)
         misplaced = (set(body) - COMMON_KEYS) - RUNNER_KEYS[config.runner]
         if misplaced:
@@ -263,7 +263,7 @@ def phases_from_config(raw: RawConfig) -> list[Phase]:
                 (*loc, key),
             )
         if config.runner is Runner.COMMAND and not config.argv:
-            raise raw.error(f"command phase {name!r} needs 'argv', e.g. [\"make\", \"test-integration\"]", loc)
+            raise raw.error(f'command phase {name!r} needs \'argv\', e.g. ["make", "test-integration"]', loc)
         for key in ("packages", "paths"):
             for value in getattr(config, key):
                 if value.startswith("-"):
