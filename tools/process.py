@@ -107,11 +107,13 @@ def stream_lines(
     timeout: float = 120.0,
     env: dict[str, str] | None = None,
     result: StreamResult | None = None,
+    piece: int | None = None,
 ) -> _abc.Iterator[bytes]:
     """Yield a command's stdout line by line (bytes, newline kept); `result` gets the exit code at the end.
 
     The child runs in its own session; closing the generator early (or the timeout)
     kills its whole process group, so an abandoned stream never leaves a child behind.
+    With `piece`, a line longer than that is yielded in pieces (only the last ends in a newline).
     """
     import signal
     import tempfile
@@ -151,8 +153,12 @@ def stream_lines(
         timer.start()
         finished = False
         try:
-            assert proc.stdout is not None
-            yield from proc.stdout
+            stdout = proc.stdout
+            assert stdout is not None
+            if piece is None:
+                yield from stdout
+            else:
+                yield from iter(lambda: stdout.readline(piece), b"")
             finished = True
         finally:
             timer.cancel()
