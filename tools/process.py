@@ -173,3 +173,329 @@ def stream_lines(
             outcome.stderr = err_file.read().decode("utf-8", errors="replace")
     if outcome.timed_out:
         raise RunError(f"{argv[0]} {' '.join(argv[1:3])} did not finish within {timeout:.0f} s in {cwd}")
+
+
+# -- supervised runs (run_phase): own session, streamed output, whole-group kill ------------------
+
+LOG_LIMIT = 1024 * 1024 * 1024
+"""Bytes of child output written to a run's log; beyond it the log says so and the rest is only parsed."""
+TAIL_BYTES = 64 * 1024
+"""Bytes of the newest output kept in memory (for error messages when nothing else explains a failure)."""
+MAX_LINE = 1024 * 1024
+"""A line longer than this is handed on in pieces, so one endless line cannot fill memory."""
+KILL_GRACE_S = 1.0
+"""Between SIGTERM and SIGKILL; with reaping, a stopped run is gone within 2 s."""
+READ_CHUNK = 256 * 1024
+
+
+@dataclass
+class Supervised:
+    """What a supervised child did: exit, how it ended, what it cost, the newest output."""
+
+    pid: int
+    returncode: int | None = None
+    timed_out: bool = False
+    cancelled: bool = False
+    wall_s: float = 0.0
+    cpu_user_s: float = 0.0
+    cpu_system_s: float = 0.0
+    peak_rss_mb: float | None = None
+    log_bytes: int = 0
+    log_truncated: bool = False
+    tail: bytes = b""
+    left_behind: list[int] | None = None
+    """Pids of the group still alive after the kill (should always be empty)."""
+
+
+class LineSplitter:
+    """Split a byte stream into lines (newline kept), cutting lines longer than MAX_LINE."""
+
+    def __init__(self, sink: _abc.Callable[[bytes], None], max_line: int = MAX_LINE) -> None:
+        self.sink = sink
+        self.max_line = max_line
+        self._buf = b""
+
+    def feed(self, data: bytes) -> None:
+        buf = self._buf + data if self._buf else data
+        start = 0
+        sink = self.sink
+        while True:
+            end = buf.find(b"\n", start)
+            if end < 0:
+                break
+            sink(buf[start : end + 1])
+            start = end + 1
+        rest = buf[start:]
+        while len(rest) >= self.max_line:
+            sink(rest[: self.max_line])
+            rest = rest[self.max_line :]
+        self._buf = rest
+
+    def close(self) -> None:
+        if self._buf:
+            self.sink(self._buf)
+            self._buf = b""
+
+
+class _Tail:
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    def add(self, data: bytes) -> None:
+        if len(data) >= self.limit:
+            self.parts = [data[-self.limit :]]
+            self.size = len(self.parts[0])
+            return
+        self.parts.append(data)
+        self.size += len(data)
+        while self.size - len(self.parts[0]) >= self.limit:
+            self.size -= len(self.parts.pop(0))
+
+    def value(self) -> bytes:
+        return b"".join(self.parts)[-self.limit :]
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def group_members(pgid: int) -> list[int]:
+    """Pids whose process group is `pgid` (from /proc; empty where /proc is missing)."""
+    members: list[int] = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return members
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        # Fields after the command name (which may hold spaces and parentheses): state ppid pgrp ...
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != b"Z":
+            members.append(int(entry))
+    return members
+
+
+async def run_supervised(
+    argv: list[str],
+    *,
+    cwd: Path | str,
+    env: dict[str, str] | None,
+    log_path: Path,
+    on_line: _abc.Callable[[bytes], None],
+    timeout_s: float,
+    side_channel: _abc.Callable[[bytes], None] | None = None,
+    side_channel_env: str = "ITEST_EVENTS_FD",
+    grace_s: float = KILL_GRACE_S,
+    log_limit: int = LOG_LIMIT,
+    tail_bytes: int = TAIL_BYTES,
+    on_start: _abc.Callable[[int], None] | None = None,
+) -> Supervised:
+    """Run `argv` in its own session, stream stdout+stderr to `log_path` and `on_line`, and supervise it.
+
+    On timeout the whole process group gets SIGTERM, then SIGKILL after `grace_s`;
+    on cancellation (client cancel, disconnect, Ctrl-C) the same happens before the
+    cancellation propagates. `side_channel` receives the lines a child writes to the
+    pipe whose fd number is put in the env var `side_channel_env` (our pytest plugin).
+    """
+    import signal
+    import time
+
+    import anyio
+
+    if not argv or not isinstance(argv, list):
+        raise RunError(f"refusing to run {argv!r}: a command is a non-empty list of arguments")
+    program = require_program(argv[0]) if os.sep not in argv[0] else argv[0]
+    child_env = dict(os.environ if env is None else env)
+    side_r = side_w = -1
+    if side_channel is not None:
+        side_r, side_w = os.pipe()
+        child_env[side_channel_env] = str(side_w)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = open(log_path, "ab")  # noqa: SIM115 - closed in finally; the run outlives any with-block here
+    started = time.monotonic()
+    try:
+        proc = subprocess.Popen(
+            [program, *argv[1:]],
+            cwd=str(cwd),
+            env=child_env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            pass_fds=(side_w,) if side_w >= 0 else (),
+        )
+    except OSError as exc:
+        log.close()
+        for fd in (side_r, side_w):
+            if fd >= 0:
+                os.close(fd)
+        raise RunError(f"could not start {argv[0]!r} in {cwd}: {exc.strerror or exc}") from exc
+    if side_w >= 0:
+        os.close(side_w)
+    result = Supervised(pid=proc.pid)
+    if on_start is not None:
+        on_start(proc.pid)
+    pgid = proc.pid
+    assert proc.stdout is not None
+    out_fd = proc.stdout.fileno()
+    os.set_blocking(out_fd, False)
+    if side_r >= 0:
+        os.set_blocking(side_r, False)
+    tail = _Tail(tail_bytes)
+    splitter = LineSplitter(on_line)
+    side_splitter = LineSplitter(side_channel) if side_channel is not None else None
+    reaped: list[tuple[int, object]] = []
+
+    def consume(data: bytes) -> None:
+        if result.log_bytes < log_limit:
+            room = log_limit - result.log_bytes
+            log.write(data[:room])
+            if len(data) > room:
+                log.write(b"\n[itest-mcp: log limit reached; further output was parsed but not written]\n")
+                result.log_truncated = True
+        result.log_bytes += len(data)
+        tail.add(data)
+        splitter.feed(data)
+
+    def drain(fd: int, sink: _abc.Callable[[bytes], None]) -> bool:
+        """Read what is there now; True at EOF."""
+        while True:
+            try:
+                data = os.read(fd, READ_CHUNK)
+            except BlockingIOError:
+                return False
+            except OSError:
+                return True
+            if not data:
+                return True
+            sink(data)
+
+    async def pump(fd: int, sink: _abc.Callable[[bytes], None]) -> None:
+        while not drain(fd, sink):
+            await anyio.wait_readable(fd)
+
+    def try_reap() -> bool:
+        if reaped:
+            return True
+        try:
+            wpid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        except ChildProcessError:
+            reaped.append((0, None))
+            return True
+        if wpid == 0:
+            return False
+        reaped.append((status, usage))
+        return True
+
+    async def wait_exit() -> None:
+        pidfd = -1
+        try:
+            pidfd = os.pidfd_open(proc.pid)
+        except (AttributeError, OSError):
+            pidfd = -1
+        try:
+            while not try_reap():
+                if pidfd >= 0:
+                    with anyio.move_on_after(0.5):
+                        await anyio.wait_readable(pidfd)
+                else:
+                    await anyio.sleep(0.02)
+        finally:
+            if pidfd >= 0:
+                os.close(pidfd)
+
+    async def stop_group() -> None:
+        """SIGTERM the group, SIGKILL what is left after the grace period, reap the leader."""
+        _signal_group(pgid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            try_reap()
+            if reaped and not _group_alive(pgid):
+                return
+            await anyio.sleep(0.02)
+        _signal_group(pgid, signal.SIGKILL)
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            if try_reap() and not _group_alive(pgid):
+                return
+            await anyio.sleep(0.01)
+
+    async def run_all() -> None:
+        async with anyio.create_task_group() as tg:
+            pumps_done = anyio.Event()
+
+            async def pumps() -> None:
+                async with anyio.create_task_group() as inner:
+                    inner.start_soon(pump, out_fd, consume)
+                    if side_r >= 0 and side_splitter is not None:
+                        inner.start_soon(pump, side_r, side_splitter.feed)
+                pumps_done.set()
+
+            tg.start_soon(pumps)
+            await wait_exit()
+            # The leader is gone; whatever it left in its group (a stray test binary, a
+            # background server) must not keep the pipe open or outlive the run.
+            if _group_alive(pgid):
+                _signal_group(pgid, signal.SIGKILL)
+            with anyio.move_on_after(2.0):
+                await pumps_done.wait()
+            tg.cancel_scope.cancel()
+
+    try:
+        with anyio.move_on_after(timeout_s) as scope:
+            await run_all()
+        if scope.cancelled_caught:
+            result.timed_out = True
+            with anyio.CancelScope(shield=True):
+                await stop_group()
+    except BaseException:
+        result.cancelled = True
+        with anyio.CancelScope(shield=True):
+            await stop_group()
+        raise
+    finally:
+        # Keep whatever the child printed before it died.
+        drain(out_fd, consume)
+        splitter.close()
+        if side_r >= 0 and side_splitter is not None:
+            drain(side_r, side_splitter.feed)
+            side_splitter.close()
+            os.close(side_r)
+        proc.stdout.close()
+        log.close()
+        result.wall_s = time.monotonic() - started
+        result.tail = tail.value()
+        if reaped and reaped[0][1] is not None:
+            status, usage = reaped[0]
+            proc.returncode = os.waitstatus_to_exitcode(int(status))
+            result.returncode = proc.returncode
+            result.cpu_user_s = float(usage.ru_utime)  # type: ignore[attr-defined]
+            result.cpu_system_s = float(usage.ru_stime)  # type: ignore[attr-defined]
+            result.peak_rss_mb = round(float(usage.ru_maxrss) / 1024.0, 1)  # type: ignore[attr-defined]
+        elif proc.returncode is None:
+            # Never reaped (should not happen): record it so Popen does not warn, and say so.
+            proc.returncode = -9
+        left = group_members(pgid)
+        result.left_behind = left
+    return result
