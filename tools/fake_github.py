@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 import re
 import socket
@@ -494,7 +495,7 @@ class FakeGitHub:
         elif scenario in ("primary-403", "primary-429"):
             with self._lock:
                 if counter.window_end == 0.0:
-                    counter.window_end = float(int(now) + 1 + self.reset_s)
+                    counter.window_end = float(math.ceil(now + self.reset_s))
                 limited = now < counter.window_end
             if limited:
                 rec.early = n > 1
