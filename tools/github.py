@@ -255,6 +255,27 @@ def check_token(value: str, source: str) -> None:
         raise TokenError(f"the token from {source} is {len(value)} characters long, too long for a GitHub token")
 
 
+class TokenInfo(Model):
+    """What may be said about a token: where it came from and its kind, never its value."""
+
+    found: bool
+    source: str | None = None
+    kind: TokenKind | None = None
+    prefix: str | None = None
+
+    def describe(self) -> str:
+        if not self.found:
+            return "none found (unauthenticated: 60 core requests per hour)"
+        return f"{self.kind.value if self.kind else 'unknown'} from {self.source}"
+
+
+def token_info(token: Token | None) -> TokenInfo:
+    """The safe description of `token`."""
+    if token is None:
+        return TokenInfo(found=False)
+    return TokenInfo(found=True, source=token.source, kind=token.kind, prefix=token.prefix)
+
+
 @dataclass
 class TokenDiscovery:
     """The token found (or not) and what was tried, in order."""
