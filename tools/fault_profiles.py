@@ -150,7 +150,7 @@ class Fault(Model):
         k = self.kind
         what = {
             FaultKind.LATENCY: f"+{self.latency_ms:g} ms ± {self.jitter_ms:g} ms",
-            FaultKind.BANDWIDTH: f"{self.rate_kbps:g} KB/s",
+            FaultKind.BANDWIDTH: f"{self.rate_kbps or 0:g} KB/s",
             FaultKind.STALL: f"stall {self.stall_s:g} s",
             FaultKind.RESET: "reset the connection",
             FaultKind.CLOSE_AFTER: f"close after {self.after_bytes} bytes",

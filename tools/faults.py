@@ -551,8 +551,16 @@ class FaultProxy:
         close_after = req.wants_close()
 
         # Concurrency caps act before anything else: a capped request waits (or is turned away) at the door.
-        async with _CapGate(self, conn, record) as admitted:
+        gate = _CapGate(self, conn, record)
+        async with gate as admitted:
             if not admitted:
+                assert gate.rejected_by is not None
+                resp = self._status_response(gate.rejected_by)
+                head, body = frame(resp.first, resp.headers, resp.body, close=close_after)
+                record.status = status_of(resp.first)
+                record.retry_after_s = _retry_after(resp.headers, self._wall())
+                await client.send(head + body)
+                record.ended_s = self.now()
                 return not close_after, upstream
 
             up = self._fired(
@@ -820,6 +828,7 @@ class _CapGate:
     def __init__(self, proxy: FaultProxy, conn: ConnectionRecord, record: RequestRecord) -> None:
         self.proxy, self.conn, self.record = proxy, conn, record
         self.held: list[anyio.Semaphore] = []
+        self.rejected_by: Fault | None = None
 
     async def __aenter__(self) -> bool:
         for cap in self.proxy._caps:
@@ -831,6 +840,7 @@ class _CapGate:
                 self.proxy._inject(index, self.conn, self.record)
                 if cap.fault.over_cap == "reject":
                     self.record.outcome = "rejected"
+                    self.rejected_by = cap.fault
                     return False
                 started = self.proxy._clock()
                 await sem.acquire()
