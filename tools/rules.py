@@ -202,7 +202,7 @@ BUILTIN_RULES: tuple[Rule, ...] = tuple(
          "pattern": r"\bLookup(Host|IP|Addr|SRV|TXT|CNAME)\b|getaddrinfo|gethostbyname|\bResolver\b"},
         # retry/backoff
         {"id": "retry.words", "category": "retry", "scope": "code", "flags": "i",
-         "pattern": r"\bretr(y|ies|ied|ying)\w*|\bbackoff\w*|\bmax_?attempts\b|\bjitter\w*|"
+         "pattern": r"retr(y|ies|ied|ying)\w*|backoff\w*|\bmax_?attempts\b|\bjitter\w*|"
                     r"\bexponential\w*|\battempts?\b"},
         {"id": "retry.retry-after", "category": "retry", "scope": "code+strings", "flags": "i",
          "pattern": r"retry-after|http\.StatusTooManyRequests|\b429\b|StatusServiceUnavailable"},

@@ -1,0 +1,817 @@
+"""`assess_changes`: from a git diff to the phases worth running, with reasons.
+
+The diff comes from gitdiff.py; each file gets a language, its Go package or
+Python module, and categories with evidence from the rules in rules.py (paths and
+the changed lines themselves, with comments and strings removed where a rule says
+so). Phases are recommended for their own test files, their triggers, the import
+graph (impact.py) and categories that match their names; every phase left out says why.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Literal
+
+from pydantic import Field
+
+from .config import load_raw_config
+from .errors import ItestError
+from .gitdiff import ChangedFile, ChangeSet, DiffLine, FileLines, LineRange, scan_changes
+from .models import Model
+from .phases import Phase, PhaseSet, Runner, load_phases
+from .repo import Project
+from .rules import CompiledRule, RuleSet, glob_match, load_rules
+
+EVIDENCE_PER_FILE_CATEGORY = 3
+EXAMPLES_PER_CATEGORY = 3
+FILES_PER_REASON = 8
+DEFAULT_MAX_FILES = 200
+
+LANGUAGES = {
+    ".go": "go", ".py": "python", ".pyi": "python", ".md": "markdown", ".markdown": "markdown", ".rst": "rst",
+    ".txt": "text", ".adoc": "asciidoc", ".yml": "yaml", ".yaml": "yaml", ".toml": "toml", ".json": "json",
+    ".ini": "ini", ".cfg": "ini", ".sh": "shell", ".bash": "shell", ".mk": "make", ".js": "javascript",
+    ".mjs": "javascript", ".ts": "typescript", ".tsx": "typescript", ".rs": "rust", ".java": "java",
+    ".rb": "ruby", ".c": "c", ".h": "c", ".cc": "cpp", ".cpp": "cpp", ".proto": "protobuf", ".sql": "sql",
+    ".mod": "go-mod", ".sum": "go-sum", ".html": "html", ".css": "css",
+}  # fmt: skip
+NAMED_LANGUAGES = {"Makefile": "make", "GNUmakefile": "make", "Dockerfile": "dockerfile", "Jenkinsfile": "groovy"}
+PROSE = {"markdown", "rst", "text", "asciidoc"}
+"""Line rules skip prose unless a rule names the language: a README quoting `go func()` is not code."""
+HASH_COMMENTS = {"yaml", "toml", "shell", "make", "ini", "dockerfile", "ruby"}
+C_LIKE = {"javascript", "typescript", "rust", "java", "c", "cpp", "protobuf", "groovy", "css"}
+
+
+# -- models -----------------------------------------------------------------------------------
+
+
+class Evidence(Model):
+    """Why a category fired: the place and the matched text."""
+
+    file: str
+    line: int | None = None
+    """New-file line for added lines, old-file line for removed ones (see `removed`); None for a path rule."""
+    removed: bool = False
+    text: str = ""
+    match: str = ""
+    rule: str
+
+
+class FileCategory(Model):
+    """One category of one file with its (bounded) evidence."""
+
+    category: str
+    findings: int
+    evidence: list[Evidence] = Field(default_factory=list)
+
+
+class FileAssessment(Model):
+    """One changed file as the assessment sees it."""
+
+    path: str
+    old_path: str | None = None
+    status: str
+    added: int = 0
+    removed: int = 0
+    binary: bool = False
+    ranges: list[LineRange] = Field(default_factory=list)
+    language: str | None = None
+    go_package: str | None = None
+    python_module: str | None = None
+    categories: list[FileCategory] = Field(default_factory=list)
+    ignored: bool = False
+    """Matched `[assess] ignore`: listed, never classified."""
+    lines_truncated: bool = False
+    """Only the first changed lines were read for rules (a huge diff)."""
+
+
+class CategorySummary(Model):
+    """A category over the whole change, with its one-line risk."""
+
+    category: str
+    title: str
+    files: int
+    findings: int
+    risk: str
+    examples: list[Evidence] = Field(default_factory=list)
+
+
+ReasonKind = Literal["test-file", "trigger", "import", "category"]
+
+
+class Reason(Model):
+    """One reason a phase is recommended."""
+
+    kind: ReasonKind
+    text: str
+    files: list[str] = Field(default_factory=list)
+    categories: list[str] = Field(default_factory=list)
+    import_path: list[str] = Field(default_factory=list)
+
+
+class PhaseRecommendation(Model):
+    """A phase worth running for this change, with every reason."""
+
+    phase: str
+    runner: str
+    order: int
+    available: bool = True
+    note: str | None = None
+    reasons: list[Reason]
+
+
+class PhaseSkipped(Model):
+    """A phase deliberately not recommended, and why."""
+
+    phase: str
+    why: str
+
+
+class CIFailure(Model):
+    """A recent failed CI run of the branch that touched integration jobs (filled once the GitHub client is wired)."""
+
+    workflow: str
+    run_url: str = ""
+    branch: str = ""
+    conclusion: str = "failure"
+    failing_tests: list[str] = Field(default_factory=list)
+
+
+class Totals(Model):
+    files: int = 0
+    added: int = 0
+    removed: int = 0
+
+
+class Assessment(Model):
+    """What changed, what it touches, and which phases to run in which order."""
+
+    summary: str
+    base: str | None
+    base_label: str
+    base_reason: str
+    head: str
+    head_label: str
+    include_worktree: bool
+    totals: Totals
+    files: list[FileAssessment]
+    files_omitted: int = 0
+    """Files beyond `max_files`, counted in totals and categories but not listed."""
+    categories: list[CategorySummary] = Field(default_factory=list)
+    risk: list[str] = Field(default_factory=list)
+    recommended: list[PhaseRecommendation] = Field(default_factory=list)
+    not_recommended: list[PhaseSkipped] = Field(default_factory=list)
+    import_graph: list[str] = Field(default_factory=list)
+    """What the import-graph step did (built, cached, skipped and why)."""
+    ci_failures: list[CIFailure] | None = None
+    """None: not looked up (no GitHub client wired or no token)."""
+    notes: list[str] = Field(default_factory=list)
+
+
+# -- language, package, module -----------------------------------------------------------------
+
+
+def language_of(path: str) -> str | None:
+    """The language of a file from its name."""
+    name = PurePosixPath(path).name
+    if name in NAMED_LANGUAGES:
+        return NAMED_LANGUAGES[name]
+    return LANGUAGES.get(PurePosixPath(path).suffix.lower())
+
+
+class _Locator:
+    """Go package and Python module of project files (go.mod and __init__.py looked up once per folder)."""
+
+    def __init__(self, project: Project) -> None:
+        self.root = project.root
+        self._mods: dict[str, tuple[str, str] | None] = {}
+        self._pkg_dirs: dict[str, bool] = {}
+
+    def _module_for(self, folder: str) -> tuple[str, str] | None:
+        if folder in self._mods:
+            return self._mods[folder]
+        gomod = self.root / folder / "go.mod" if folder else self.root / "go.mod"
+        found: tuple[str, str] | None = None
+        if gomod.is_file():
+            match = re.search(r"^module\s+\"?([^\s\"]+)", gomod.read_text(encoding="utf-8", errors="replace"), re.M)
+            found = (match.group(1), folder) if match else None
+        elif folder:
+            found = self._module_for(folder.rpartition("/")[0])
+        self._mods[folder] = found
+        return found
+
+    def go_package(self, path: str) -> str | None:
+        folder = path.rpartition("/")[0]
+        found = self._module_for(folder)
+        if found is None:
+            return None
+        module, mod_dir = found
+        inner = folder[len(mod_dir) :].lstrip("/") if mod_dir else folder
+        return f"{module}/{inner}" if inner else module
+
+    def _is_package(self, folder: str) -> bool:
+        if folder not in self._pkg_dirs:
+            self._pkg_dirs[folder] = bool(folder) and (self.root / folder / "__init__.py").is_file()
+        return self._pkg_dirs[folder]
+
+    def python_module(self, path: str) -> str:
+        parts = path.removesuffix(".pyi").removesuffix(".py").split("/")
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        folders = path.split("/")[:-1]
+        start = len(folders)
+        while start > 0 and self._is_package("/".join(folders[:start])):
+            start -= 1
+        return ".".join(parts[start:]) or ".".join(parts)
+
+
+# -- comments and strings -----------------------------------------------------------------------
+
+_GO_TOKENS = re.compile(r"//.*|/\*.*?(?:\*/|$)|\"(?:\\.|[^\"\\])*\"?|`[^`]*`?|'(?:\\.|[^'\\])*'?")
+_PY_TOKENS = re.compile(
+    r"#.*|[rRbBuUfF]{0,2}(?:\"\"\".*?(?:\"\"\"|$)|'''.*?(?:'''|$)|\"(?:\\.|[^\"\\])*\"?|'(?:\\.|[^'\\])*'?)"
+)
+_C_TOKENS = re.compile(r"//.*|/\*.*?(?:\*/|$)|\"(?:\\.|[^\"\\])*\"?|'(?:\\.|[^'\\])*'?|`[^`]*`?")
+_HASH_TOKENS = re.compile(r"(?:^|\s)#.*|\"(?:\\.|[^\"\\])*\"?|'[^']*'?")
+_GO_IMPORT = re.compile(r'^\s*(?:import\s+)?(?:[\w.]+\s+)?"([^"\s]+)"\s*(?://.*)?$')
+_PY_IMPORT = re.compile(r"^\s*import\s+([\w., ]+?)\s*(?:#.*)?$")
+_PY_FROM = re.compile(r"^\s*from\s+(\.*[\w.]*)\s+import\b")
+_STATE_MARKERS = {"go": ("/*", "*/", "`"), "python": ('"""', "'''"), "c": ("/*", "*/", "`")}
+
+
+@dataclass
+class _Views:
+    code: str
+    code_strings: str
+    imports: list[str] = field(default_factory=list)
+
+
+class _Stripper:
+    """Splits lines into code / strings / comments, carrying block comments and multi-line strings over."""
+
+    def __init__(self, language: str | None) -> None:
+        self.kind = (
+            "go"
+            if language == "go"
+            else "python"
+            if language == "python"
+            else "c"
+            if language in C_LIKE
+            else "hash"
+            if language in HASH_COMMENTS
+            else None
+        )
+        self.state: str | None = None  # "*/", "`", '"""', "'''" while inside a block
+        self.last_line = -10
+
+    def needs_tracking(self, text: str) -> bool:
+        markers = _STATE_MARKERS.get(self.kind or "")
+        return self.state is not None or (markers is not None and any(m in text for m in markers))
+
+    def views(self, text: str, number: int) -> _Views:
+        """Split one line (and update the carried state)."""
+        if number != self.last_line + 1:
+            self.state = None  # a gap in the hunk: the state before it is unknown
+        self.last_line = number
+        if self.kind is None:
+            return _Views(text, text)
+        code: list[str] = []
+        strings: list[str] = []
+        pos = 0
+        if self.state is not None:
+            end = text.find(self.state)
+            is_comment = self.state == "*/"
+            if end < 0:
+                return _Views("", "" if is_comment else text)
+            stop = end + len(self.state)
+            if not is_comment:
+                strings.append(text[:stop])
+            code.append(" ")
+            pos = stop
+            self.state = None
+        pattern = {"go": _GO_TOKENS, "python": _PY_TOKENS, "c": _C_TOKENS, "hash": _HASH_TOKENS}[self.kind]
+        for match in pattern.finditer(text, pos):
+            token = match.group(0)
+            before = text[pos : match.start()]
+            code.append(before)
+            strings.append(before)
+            stripped = token.lstrip()
+            if stripped.startswith(("//", "#")):
+                pass
+            elif stripped.startswith("/*"):
+                if not (len(stripped) >= 4 and stripped.endswith("*/")):
+                    self.state = "*/"
+            else:
+                body = stripped.lstrip("rRbBuUfF")
+                quote = body[:3] if body[:3] in ('"""', "'''") else body[:1]
+                closed = len(body) >= 2 * len(quote) and body.endswith(quote)
+                if not closed and quote in ("`", '"""', "'''"):
+                    self.state = quote
+                code.append(quote + quote)
+                strings.append(token)
+            pos = match.end()
+        code.append(text[pos:])
+        strings.append(text[pos:])
+        return _Views("".join(code), "".join(strings))
+
+
+def _imports_of(language: str | None, text: str) -> list[str]:
+    if language == "go":
+        match = _GO_IMPORT.match(text)
+        return [match.group(1)] if match else []
+    if language == "python":
+        match = _PY_FROM.match(text)
+        if match:
+            return [match.group(1)]
+        match = _PY_IMPORT.match(text)
+        if match:
+            return [part.split(" as ")[0].strip() for part in match.group(1).split(",") if part.strip()]
+    return []
+
+
+# -- classification ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Hits:
+    findings: dict[str, int] = field(default_factory=dict)
+    evidence: dict[str, list[Evidence]] = field(default_factory=dict)
+
+    def add(self, category: str, evidence: Evidence) -> None:
+        self.findings[category] = self.findings.get(category, 0) + 1
+        kept = self.evidence.setdefault(category, [])
+        if len(kept) < EVIDENCE_PER_FILE_CATEGORY:
+            kept.append(evidence)
+
+
+def _line_match(rule: CompiledRule, views: _Views, raw: str) -> re.Match[str] | None:
+    regex = rule.regex
+    assert regex is not None
+    scope = rule.rule.scope
+    if scope == "any":
+        return regex.search(raw)
+    if scope == "code+strings":
+        return regex.search(views.code_strings)
+    if scope == "import":
+        for imp in views.imports:
+            found = regex.search(imp)
+            if found:
+                return found
+        return None
+    return regex.search(views.code)
+
+
+def classify_file(path: str, language: str | None, lines: FileLines | None, rules: RuleSet) -> _Hits:
+    """Run the path rules and the line rules of `rules` over one file."""
+    hits = _Hits()
+    for compiled in rules.path_rules:
+        if not compiled.path_applies(path):
+            continue
+        glob = glob_match(path, compiled.rule.paths)
+        if glob is not None:
+            hits.add(
+                compiled.rule.category,
+                Evidence(file=path, text=f"path matches {glob!r}", match=glob, rule=compiled.rule.id),
+            )
+    if lines is None or not lines.lines or rules.any_line is None:
+        return hits
+    applicable = [
+        c
+        for c in rules.line_rules
+        if (language in c.languages if c.languages else language not in PROSE) and c.path_applies(path)
+    ]
+    if not applicable:
+        return hits
+    any_line = rules.any_line
+    strippers = {"+": _Stripper(language), "-": _Stripper(language)}
+    for diff_line in lines.lines:
+        text = diff_line.text
+        stripper = strippers[diff_line.kind]
+        candidate = any_line.search(text) is not None
+        if not candidate:
+            if stripper.needs_tracking(text):
+                stripper.views(text, diff_line.line)
+            else:
+                stripper.last_line = diff_line.line
+            continue
+        views = stripper.views(text, diff_line.line)
+        views.imports = _imports_of(language, text) if views.code.strip() else []
+        for compiled in applicable:
+            found = _line_match(compiled, views, text)
+            if found is None:
+                continue
+            hits.add(compiled.rule.category, _evidence(path, diff_line, found, compiled))
+    return hits
+
+
+def _evidence(path: str, diff_line: DiffLine, found: re.Match[str], compiled: CompiledRule) -> Evidence:
+    return Evidence(
+        file=path,
+        line=diff_line.line,
+        removed=diff_line.kind == "-",
+        text=diff_line.text.strip()[:160],
+        match=found.group(0).strip()[:80],
+        rule=compiled.rule.id,
+    )
+
+
+# -- recommendation ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Impact:
+    """Import-graph answers: for a phase, the changed files its tests reach and through which chain."""
+
+    go: dict[str, list[tuple[str, list[str]]]] = field(default_factory=dict)
+    py: dict[str, list[tuple[str, list[str]]]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def _phase_test_files(phase: Phase, path: str) -> bool:
+    if path in phase.test_files:
+        return True
+    if phase.runner is Runner.PYTEST:
+        for folder in phase.paths:
+            folder = folder.rstrip("/")
+            if path == folder or path.startswith(folder + "/"):
+                return True
+    if phase.runner is Runner.GO and not phase.test_files and path.endswith("_test.go"):
+        folder = path.rpartition("/")[0]
+        for pkg in phase.packages:
+            pkg_dir = pkg.removeprefix("./").rstrip("/")
+            if pkg_dir.endswith("/..."):
+                base = pkg_dir[:-4]
+                if base in (".", "") or folder == base or folder.startswith(base + "/"):
+                    return True
+            elif pkg_dir in (".", "") and folder == "" or folder == pkg_dir:
+                return True
+    return False
+
+
+def _go_impact(
+    project: Project, phases: PhaseSet, files: list[FileAssessment], changeset: ChangeSet
+) -> tuple[dict[str, list[tuple[str, list[str]]]], list[str]]:
+    """phase → [(changed file, import chain)] for Go phases whose tests import a changed non-test package."""
+    from .impact import find_go_module, go_file_imports, load_go_graph
+
+    go_phases = [p for p in phases.phases if p.runner is Runner.GO]
+    changed = [f for f in files if f.language == "go" and not f.path.endswith("_test.go") and f.go_package]
+    if not go_phases or not changed:
+        return {}, []
+    if find_go_module(project) is None:
+        return {}, ["Go import graph skipped: no go.mod at the project root"]
+    tags = sorted({t for p in go_phases for t in p.tags})
+    dirty = [f.path for f in files if f.language in ("go", "go-mod")] if changeset.include_worktree else []
+    try:
+        graph = load_go_graph(project, tags, commit=changeset.head or None, dirty_go_files=dirty)
+    except ItestError as exc:
+        return {}, [f"Go import graph unavailable: {exc}"]
+    status = "cached" if graph.cached else "built with go list"
+    notes = [f"Go import graph: {len(graph.packages)} packages ({status}; tags: {','.join(tags) or 'none'})"]
+    changed_pkgs: dict[str, list[str]] = {}
+    for f in changed:
+        assert f.go_package is not None
+        changed_pkgs.setdefault(f.go_package, []).append(f.path)
+    result: dict[str, list[tuple[str, list[str]]]] = {}
+    file_imports: dict[str, list[str]] = {}
+    for phase in go_phases:
+        sources = _phase_go_sources(project, phase, graph)
+        found: list[tuple[str, list[str]]] = []
+        for pkg, pkg_files in sorted(changed_pkgs.items()):
+            for source in sources:
+                if source not in file_imports:
+                    file_imports[source] = go_file_imports(project.root / source)
+                starts = [i for i in file_imports[source] if i in graph.packages]
+                chain = graph.path_to(starts, pkg)
+                if chain is not None:
+                    found += [(path, [source, *chain]) for path in pkg_files]
+                    break
+        if found:
+            result[phase.name] = found
+    return result, notes
+
+
+def _phase_go_sources(project: Project, phase: Phase, graph: object) -> list[str]:
+    """The files whose imports a Go phase compiles: its test files, or every .go file of its packages."""
+    sources = list(phase.test_files)
+    for pkg in phase.packages:
+        pkg_dir = pkg.removeprefix("./").rstrip("/")
+        recursive = pkg_dir.endswith("...")
+        pkg_dir = pkg_dir.removesuffix("...").rstrip("/")
+        folder = project.root / pkg_dir if pkg_dir not in ("", ".") else project.root
+        if not folder.is_dir():
+            continue
+        candidates = folder.rglob("*.go") if recursive else folder.glob("*.go")
+        for path in candidates:
+            rel = path.relative_to(project.root).as_posix()
+            # Non-test files are compiled into every phase of the package; other test files only when
+            # the phase does not name its own.
+            if (not rel.endswith("_test.go") or not phase.test_files) and rel not in sources:
+                if "/vendor/" not in f"/{rel}" and "/testdata/" not in f"/{rel}":
+                    sources.append(rel)
+    return sources
+
+
+def _py_impact(
+    project: Project, phases: PhaseSet, files: list[FileAssessment]
+) -> tuple[dict[str, list[tuple[str, list[str]]]], list[str]]:
+    """phase → [(changed file, import chain)] for pytest phases whose test files import a changed module."""
+    from .impact import load_python_graph
+
+    py_phases = [p for p in phases.phases if p.runner is Runner.PYTEST]
+    changed = [f.path for f in files if f.language == "python" and f.status != "deleted"]
+    if not py_phases or not changed:
+        return {}, []
+    graph = load_python_graph(project)
+    notes = [f"Python import graph: {len(graph.modules)} modules (AST)"]
+    result: dict[str, list[tuple[str, list[str]]]] = {}
+    for phase in py_phases:
+        tests = [p for p in graph.modules if _phase_test_files(phase, p)]
+        found: list[tuple[str, list[str]]] = []
+        for target in changed:
+            if _phase_test_files(phase, target):
+                continue  # its own test file: already a test-file reason
+            for test in tests:
+                chain = graph.path_to(test, target)
+                if chain is not None and len(chain) > 1:
+                    found.append((target, [test] + [graph.modules.get(p, p) for p in chain[1:]]))
+                    break
+        if found:
+            result[phase.name] = found
+    return result, notes
+
+
+def _short_list(items: list[str]) -> str:
+    shown = items[:FILES_PER_REASON]
+    return ", ".join(shown) + (f" and {len(items) - len(shown)} more" if len(items) > len(shown) else "")
+
+
+def recommend(
+    phases: PhaseSet, files: list[FileAssessment], rules: RuleSet, impact: _Impact
+) -> tuple[list[PhaseRecommendation], list[PhaseSkipped], list[str]]:
+    """Phases to run (in order, with reasons) and phases left out (with why)."""
+    notes: list[str] = []
+    relevant = [f for f in files if not f.ignored]
+    if not relevant:
+        why = "nothing changed" if not files else "only ignored files changed ([assess] ignore)"
+        return [], [PhaseSkipped(phase=p.name, why=why) for p in phases.phases], notes
+    docs_only = all({c.category for c in f.categories} == {"docs"} for f in relevant)
+    if docs_only:
+        notes.append("docs-only change: no phase needs to run")
+        return [], [PhaseSkipped(phase=p.name, why="docs-only change") for p in phases.phases], notes
+
+    code_categories: dict[str, list[str]] = {}
+    for f in relevant:
+        names = {c.category for c in f.categories}
+        if names & {"tests", "docs"}:
+            continue
+        for name in names:
+            code_categories.setdefault(name, []).append(f.path)
+
+    recommended: list[PhaseRecommendation] = []
+    skipped: list[PhaseSkipped] = []
+    for phase in phases.phases:
+        reasons: list[Reason] = []
+        own_tests = [f.path for f in relevant if _phase_test_files(phase, f.path)]
+        if own_tests:
+            reasons.append(
+                Reason(kind="test-file", text=f"its test files changed: {_short_list(own_tests)}", files=own_tests)
+            )
+        by_trigger: dict[str, list[str]] = {}
+        for f in relevant:
+            if f.path in own_tests:
+                continue
+            glob = glob_match(f.path, phase.triggers) or (
+                glob_match(f.old_path, phase.triggers) if f.old_path else None
+            )
+            if glob is not None:
+                by_trigger.setdefault(glob, []).append(f.path)
+        for glob, paths in by_trigger.items():
+            cats = sorted({c.category for f in relevant if f.path in paths for c in f.categories})
+            reasons.append(
+                Reason(
+                    kind="trigger",
+                    text=f"trigger {glob!r} matches {_short_list(paths)}",
+                    files=paths,
+                    categories=cats,
+                )
+            )
+        for path, chain in impact.go.get(phase.name, []) + impact.py.get(phase.name, []):
+            cats = sorted({c.category for f in relevant if f.path == path for c in f.categories})
+            reasons.append(
+                Reason(
+                    kind="import",
+                    text=f"{chain[0]} imports {' → '.join(chain[1:])} (changed: {path})",
+                    files=[path],
+                    categories=cats,
+                    import_path=chain,
+                )
+            )
+        # Test file names say what a phase is about only when it has a few of them (not `all`).
+        named_files = [PurePosixPath(t).name for t in phase.test_files] if len(phase.test_files) <= 2 else []
+        haystack = " ".join([phase.name, phase.description, *named_files]).lower()
+        for name, paths in code_categories.items():
+            keywords = rules.category(name).phase_keywords
+            hit = next((k for k in keywords if k.lower() in haystack), None)
+            if hit is not None:
+                reasons.append(
+                    Reason(
+                        kind="category",
+                        text=f"{name} changes in {_short_list(paths)}; the phase is about {hit!r}",
+                        files=paths,
+                        categories=[name],
+                    )
+                )
+        if reasons:
+            recommended.append(
+                PhaseRecommendation(
+                    phase=phase.name,
+                    runner=phase.runner.value,
+                    order=phase.order,
+                    available=phase.available,
+                    note=phase.note,
+                    reasons=reasons,
+                )
+            )
+        else:
+            skipped.append(PhaseSkipped(phase=phase.name, why=_why_not(phase)))
+    return recommended, skipped, notes
+
+
+def _why_not(phase: Phase) -> str:
+    parts = ["none of its test files changed"]
+    if phase.triggers:
+        parts.append(f"no changed file matches its triggers ({', '.join(phase.triggers[:4])})")
+    if phase.runner in (Runner.GO, Runner.PYTEST):
+        parts.append("its tests import no changed package")
+    else:
+        parts.append("a command phase has no import graph")
+    return "; ".join(parts)
+
+
+# -- the tool ---------------------------------------------------------------------------------
+
+CIFailureHook = Callable[[Project, ChangeSet], list[CIFailure] | None]
+"""Optional: returns recent failed CI runs of the branch (None when no token). Wired by the GitHub issue."""
+
+
+def _ci_failures_hook() -> CIFailureHook | None:
+    """The GitHub client's `recent_integration_failures`, when that module provides it (issue 5, part 6)."""
+    try:
+        from . import github  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        return None
+    hook = getattr(github, "recent_integration_failures", None)
+    return hook if callable(hook) else None
+
+
+def assess_changes(
+    project: Project,
+    base: str | None = None,
+    head: str | None = None,
+    *,
+    include_worktree: bool = True,
+    import_graph: bool = True,
+    max_files: int = DEFAULT_MAX_FILES,
+    ci_failures: CIFailureHook | None = None,
+) -> Assessment:
+    """Assess the change from `base` to `head`: files, categories with evidence, phases to run and why."""
+    raw = load_raw_config(project)
+    rules = load_rules(raw)
+    phases = load_phases(project)
+    changeset, kept = scan_changes(project, base, head, include_worktree=include_worktree, keep_lines=True)
+    locator = _Locator(project)
+    files = [_assess_file(f, kept.get(f.path), rules, locator) for f in changeset.files]
+
+    impact = _Impact()
+    graph_notes: list[str] = []
+    if import_graph:
+        impact.go, notes = _go_impact(project, phases, files, changeset)
+        graph_notes += notes
+        impact.py, notes = _py_impact(project, phases, files)
+        graph_notes += notes
+        if not graph_notes:
+            graph_notes.append("import graph not needed: no changed Go package or Python module outside tests")
+    else:
+        graph_notes.append("import graph skipped (import_graph=false)")
+    recommended, skipped, rec_notes = recommend(phases, files, rules, impact)
+    categories = _summaries(files, rules)
+    risk = [f"{c.category}: {c.risk} ({_where(c)})" for c in categories]
+
+    failures: list[CIFailure] | None = None
+    hook = ci_failures
+    if hook is not None:
+        failures = hook(project, changeset)
+
+    totals = Totals(files=len(files), added=sum(f.added for f in files), removed=sum(f.removed for f in files))
+    return Assessment(
+        summary=_summary(changeset, totals, categories, recommended, rec_notes),
+        base=changeset.base,
+        base_label=changeset.base_label,
+        base_reason=changeset.base_reason,
+        head=changeset.head,
+        head_label=changeset.head_label,
+        include_worktree=changeset.include_worktree,
+        totals=totals,
+        files=files[:max_files],
+        files_omitted=max(0, len(files) - max_files),
+        categories=categories,
+        risk=risk,
+        recommended=recommended,
+        not_recommended=skipped,
+        import_graph=graph_notes,
+        ci_failures=failures,
+        notes=changeset.notes + rec_notes + _truncation_notes(files),
+    )
+
+
+def _assess_file(changed: ChangedFile, lines: FileLines | None, rules: RuleSet, locator: _Locator) -> FileAssessment:
+    language = language_of(changed.path)
+    ignored = bool(rules.ignore) and glob_match(changed.path, rules.ignore) is not None
+    categories: list[FileCategory] = []
+    if not ignored:
+        hits = classify_file(changed.path, language, None if changed.binary else lines, rules)
+        order = list(rules.categories)
+        for name in sorted(hits.findings, key=lambda n: (order.index(n) if n in order else len(order), n)):
+            categories.append(
+                FileCategory(category=name, findings=hits.findings[name], evidence=hits.evidence.get(name, []))
+            )
+    return FileAssessment(
+        path=changed.path,
+        old_path=changed.old_path,
+        status=changed.status,
+        added=changed.added,
+        removed=changed.removed,
+        binary=changed.binary,
+        ranges=changed.ranges,
+        language=language,
+        go_package=locator.go_package(changed.path) if language == "go" else None,
+        python_module=locator.python_module(changed.path) if language == "python" else None,
+        categories=categories,
+        ignored=ignored,
+        lines_truncated=bool(lines and lines.truncated),
+    )
+
+
+def _summaries(files: list[FileAssessment], rules: RuleSet) -> list[CategorySummary]:
+    per: dict[str, tuple[int, int, list[Evidence]]] = {}
+    for f in files:
+        for c in f.categories:
+            count, findings, examples = per.get(c.category, (0, 0, []))
+            room = EXAMPLES_PER_CATEGORY - len(examples)
+            per[c.category] = (count + 1, findings + c.findings, examples + c.evidence[: max(0, room)])
+    order = list(rules.categories)
+    out: list[CategorySummary] = []
+    for name in sorted(per, key=lambda n: (order.index(n) if n in order else len(order), n)):
+        count, findings, examples = per[name]
+        category = rules.category(name)
+        out.append(
+            CategorySummary(
+                category=name,
+                title=category.title or name,
+                files=count,
+                findings=findings,
+                risk=category.risk or f"{name} changed",
+                examples=examples,
+            )
+        )
+    return out
+
+
+def _where(summary: CategorySummary) -> str:
+    plural = "s" if summary.files != 1 else ""
+    first = summary.examples[0] if summary.examples else None
+    at = ""
+    if first is not None:
+        at = f", e.g. {first.file}:{first.line}" if first.line is not None else f", e.g. {first.file}"
+    return f"{summary.findings} finding{'s' if summary.findings != 1 else ''} in {summary.files} file{plural}{at}"
+
+
+def _summary(
+    changeset: ChangeSet,
+    totals: Totals,
+    categories: list[CategorySummary],
+    recommended: list[PhaseRecommendation],
+    notes: list[str],
+) -> str:
+    span = f"{changeset.base_label}..{changeset.head_label}"
+    if not totals.files:
+        return f"no changes in {span}: nothing to run"
+    head = (
+        f"{totals.files} file{'s' if totals.files != 1 else ''} changed (+{totals.added}/-{totals.removed}) in {span}"
+    )
+    cats = ", ".join(c.category for c in categories) or "none"
+    if any(n.startswith("docs-only") for n in notes):
+        return f"{head}; docs-only change: no phase needs to run"
+    run = ", ".join(r.phase for r in recommended) or "none"
+    return f"{head}; categories: {cats}; run: {run}"
+
+
+def _truncation_notes(files: list[FileAssessment]) -> list[str]:
+    cut = [f.path for f in files if f.lines_truncated]
+    if not cut:
+        return []
+    return [f"only the first changed lines of {_short_list(cut)} were classified (very large diff)"]
