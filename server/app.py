@@ -16,6 +16,8 @@ from itest_mcp.tools import __version__
 
 TOOL_MODULES: tuple[str, ...] = (
     "tool_phases",
+    "tool_assess",
+    "tool_faults",
 )
 
 INSTRUCTIONS = """\
