@@ -466,6 +466,11 @@ class GoTestParser:
     # -- output -----------------------------------------------------------------------------
 
     @property
+    def build_errors_count(self) -> int:
+        """Packages that failed to build so far."""
+        return len(self._build_errors)
+
+    @property
     def running_tests(self) -> list[str]:
         """Tests started and not finished, as `package.Test` names."""
         return [f"{p.name}.{t}" for p in self._packages.values() for t in p.running]
