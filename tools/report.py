@@ -1,0 +1,1283 @@
+"""`build_report`: the four-section report from run folders, history and the other tools' latest results.
+
+Sections, always these four and in this order: Test Execution Summary, Critical
+Findings, Coverage Analysis, Recommendations. Every line is derived from data a
+run, history or a tool left behind (run ids, durations, counts, file:line,
+messages); a section with nothing to report says so with the numbers behind it.
+A result the report cannot read (a corrupt latest result, a coverage file that
+does not parse, a locked history) becomes a finding, never a failed report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections import Counter
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError
+
+from .errors import HistoryError, ItestError, NotFoundError, ParseError
+from .flaky import DEFAULT_WINDOW, FlakyReport, TestStats, flaky_tests
+from .history import RUN_FILE, TESTS_FILE, check_run_id, list_run_ids, unknown_run_error
+from .models import Failure, Model, Outcome, PhaseRun, RunStatus, TestResult, Totals
+from .repo import Project
+from .results_store import ERROR_KEY, load_latest
+
+SECTIONS = ("Test Execution Summary", "Critical Findings", "Coverage Analysis", "Recommendations")
+MAX_RUNS = 50
+MAX_FAILURES = 100
+SLOW_TEST_MIN_S = 1.0
+SLOW_TEST_SHARE = 0.25
+WELL_COVERED = 80.0
+REPORT_ID = re.compile(r"^report-\d{8}T\d{6}-\d{6}$")
+
+
+class Cause(StrEnum):
+    """Why a test failed, derived from its failure data."""
+
+    ASSERTION = "assertion"
+    TIMEOUT = "timeout"
+    PANIC = "panic"
+    DATA_RACE = "data race"
+    BUILD = "build"
+    NETWORK = "network"
+    AUTH = "auth"
+    RATE_LIMIT = "rate limit"
+    ENVIRONMENT = "environment"
+    UNCLASSIFIED = "unclassified"
+
+
+# Checked in this order: the first match names the cause. Signals a runtime prints
+# (race, panic, build, timeout) beat words a test author may have put in an assertion.
+CAUSE_PATTERNS: tuple[tuple[Cause, re.Pattern[str]], ...] = (
+    (Cause.DATA_RACE, re.compile(r"WARNING: DATA RACE|race detected during execution of test")),
+    (Cause.PANIC, re.compile(r"^\s*panic: |goroutine \d+ \[running\]", re.MULTILINE)),
+    (
+        Cause.BUILD,
+        re.compile(
+            r"\[build failed\]|build failed|\bundefined: |declared and not used|imported and not used|"
+            r"syntax error|SyntaxError|ImportError|errors? during collection|cannot use .+ as .+ value",
+        ),
+    ),
+    (
+        Cause.TIMEOUT,
+        re.compile(
+            r"test timed out after|deadline exceeded|i/o timeout|\btimed out\b|TimeoutError|ReadTimeout|"
+            r"ConnectTimeout|Timeout exceeded",
+            re.IGNORECASE,
+        ),
+    ),
+    (
+        Cause.RATE_LIMIT,
+        re.compile(r"rate.?limit|\b429\b|too many requests|x-ratelimit-remaining:\s*0|RateLimitError", re.IGNORECASE),
+    ),
+    (
+        Cause.AUTH,
+        re.compile(
+            r"\b401\b|\b403\b|unauthori[sz]ed|bad credentials|forbidden|authentication (?:failed|required)|"
+            r"invalid token|requires authentication",
+            re.IGNORECASE,
+        ),
+    ),
+    (
+        Cause.NETWORK,
+        re.compile(
+            r"connection refused|connection reset|no such host|dial tcp|network is unreachable|broken pipe|"
+            r"unexpected EOF|ConnectionError|ConnectError|RemoteDisconnected|TLS handshake|name resolution",
+            re.IGNORECASE,
+        ),
+    ),
+    (
+        Cause.ENVIRONMENT,
+        re.compile(
+            r"executable file not found|command not found|No such file or directory|permission denied|"
+            r"ModuleNotFoundError|environment variable|GITHUB_TOKEN|GH_TOKEN|address already in use|"
+            r"too many open files|no space left on device|is not on PATH",
+            re.IGNORECASE,
+        ),
+    ),
+    (
+        Cause.ASSERTION,
+        re.compile(
+            r"AssertionError|\bassert\b|Error Trace|Not equal|expected|\bwant\b|\bgot\b|!=|mismatch|should (?:be|have)",
+            re.IGNORECASE,
+        ),
+    ),
+)
+PARSER_KINDS: dict[str, Cause] = {
+    "data-race": Cause.DATA_RACE,
+    "race": Cause.DATA_RACE,
+    "panic": Cause.PANIC,
+    "timeout": Cause.TIMEOUT,
+    "build": Cause.BUILD,
+}
+
+
+def classify(failure: Failure) -> tuple[Cause, str]:
+    """The cause class of a failure and the line of data it was read from."""
+    text = "\n".join(part for part in (failure.message, failure.excerpt) if part)
+    strong = PARSER_KINDS.get(failure.kind or "")
+    if strong is not None:
+        return strong, f"the test output parser marked it {failure.kind!r}" + _quote_match(strong, text)
+    for cause, pattern in CAUSE_PATTERNS:
+        match = pattern.search(text)
+        if match:
+            return cause, _evidence(failure, text, match)
+    if failure.kind == "assertion" or (failure.outcome is Outcome.FAILED and text.strip()):
+        return (
+            Cause.ASSERTION,
+            "the test reported a failure of its own check; no panic, timeout, network or build signal",
+        )
+    return Cause.UNCLASSIFIED, "no message or output was captured for this failure"
+
+
+def _quote_match(cause: Cause, text: str) -> str:
+    for c, pattern in CAUSE_PATTERNS:
+        if c is cause:
+            match = pattern.search(text)
+            if match:
+                return f"; output line: {_line_of(text, match.start())}"
+    return ""
+
+
+def _evidence(failure: Failure, text: str, match: re.Match[str]) -> str:
+    token = match.group(0).strip()
+    if match.start() < len(failure.message or ""):
+        return f"the message contains {token!r}"
+    return f"the output contains {token!r}: {_line_of(text, match.start())}"
+
+
+def _line_of(text: str, pos: int) -> str:
+    start = text.rfind("\n", 0, pos) + 1
+    end = text.find("\n", pos)
+    return _clip(text[start : end if end != -1 else len(text)].strip(), 200)
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# -- the model ------------------------------------------------------------------------------
+
+
+class PhaseResult(Model):
+    """One run in the summary table."""
+
+    run_id: str
+    phase: str
+    status: RunStatus
+    started_at: datetime
+    duration_s: float
+    commit: str | None = None
+    dirty: bool = False
+    totals: Totals
+    source: str
+    exit_code: int | None = None
+
+
+class SlowTestEntry(Model):
+    """One of the slowest tests of the selected runs."""
+
+    name: str
+    classname: str = ""
+    phase: str
+    run_id: str
+    duration_s: float
+    share_of_phase: float | None = None
+
+
+class ExecutionSummary(Model):
+    """Test Execution Summary: phases, total time, pass/fail statistics."""
+
+    runs: list[PhaseResult] = Field(default_factory=list)
+    total_duration_s: float = 0.0
+    totals: Totals = Field(default_factory=Totals)
+    pass_rate: float | None = None
+    """Passed (flaky included) over tests that ran (skipped excluded)."""
+    slowest: list[SlowTestEntry] = Field(default_factory=list)
+
+
+class FailureFinding(Model):
+    """A failed test, build error or race with its cause class and the data behind it."""
+
+    test: str
+    classname: str = ""
+    phase: str
+    run_id: str
+    outcome: Outcome = Outcome.FAILED
+    cause: Cause
+    cause_evidence: str
+    location: str | None = None
+    message: str = ""
+    excerpt: str = ""
+    attempts: int = 1
+    history: str | None = None
+    """What history says about this test (broken since, flaky rate)."""
+    also_failed_in: list[str] = Field(default_factory=list)
+    """Earlier selected runs of the same phase in which it failed too (the finding shows the latest)."""
+
+
+class Finding(Model):
+    """A performance, environment or input problem, with where the data came from."""
+
+    category: str
+    """"performance", "environment" or "input"."""
+    title: str
+    detail: str = ""
+    run_id: str | None = None
+    source: str = ""
+    test: str | None = None
+    phase: str | None = None
+
+
+class CriticalFindings(Model):
+    """Critical Findings: failures with cause classes, performance issues, environment problems."""
+
+    failures: list[FailureFinding] = Field(default_factory=list)
+    failures_omitted: int = 0
+    causes: dict[str, int] = Field(default_factory=dict)
+    performance: list[Finding] = Field(default_factory=list)
+    environment: list[Finding] = Field(default_factory=list)
+
+
+class CoverageFile(Model):
+    """A file or package with its coverage."""
+
+    name: str
+    percent: float
+
+
+class CoverageGapEntry(Model):
+    """Lines a coverage result marks as not covered."""
+
+    file: str
+    lines: str = ""
+    detail: str = ""
+
+
+class CoverageAnalysis(Model):
+    """Coverage Analysis: well-covered areas, gaps, scenarios the suites never exercise."""
+
+    source: str | None = None
+    total_percent: float | None = None
+    well_covered: list[CoverageFile] = Field(default_factory=list)
+    gaps: list[CoverageGapEntry] = Field(default_factory=list)
+    unexercised: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+
+
+class Recommendation(Model):
+    """One action, with the data that calls for it."""
+
+    category: str
+    """"fix", "reliability", "performance" or "new-test"."""
+    text: str
+    evidence: str
+
+
+class ReportFiles(Model):
+    """Where the report was saved (project-relative)."""
+
+    json_path: str | None = None
+    markdown: str | None = None
+    html: str | None = None
+    out: str | None = None
+
+
+class Report(Model):
+    """The four-section report over a set of runs."""
+
+    report_id: str
+    created_at: datetime
+    project_root: str
+    commit: str | None = None
+    run_ids: list[str]
+    selection: str
+    """Why these runs (given, since the last report, of the current commit, latest per phase)."""
+    summary: ExecutionSummary
+    findings: CriticalFindings
+    coverage: CoverageAnalysis
+    recommendations: list[Recommendation] = Field(default_factory=list)
+    history: FlakyReport | None = None
+    files: ReportFiles = Field(default_factory=ReportFiles)
+
+
+# -- selecting and reading runs -----------------------------------------------------------
+
+
+def load_run_summary(project: Project, run_id: str) -> PhaseRun:
+    """A run folder's PhaseRun without its full test list (the report needs counts and failures)."""
+    folder = project.runs_dir / check_run_id(run_id)
+    if not (folder / RUN_FILE).is_file():
+        raise unknown_run_error(project, run_id)
+    try:
+        return PhaseRun.model_validate_json((folder / RUN_FILE).read_bytes())
+    except (OSError, ValidationError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise HistoryError(f"{project.rel(folder)}/{RUN_FILE} cannot be read: {first}") from exc
+
+
+def flaky_in_run(project: Project, run_id: str) -> list[TestResult]:
+    """Tests of one run that failed and then passed on a rerun (scanned cheaply from tests.jsonl)."""
+    path = project.runs_dir / run_id / TESTS_FILE
+    found: list[TestResult] = []
+    try:
+        with path.open("rb") as handle:
+            for line in handle:
+                if b'"flaky"' not in line:
+                    continue
+                try:
+                    test = TestResult.model_validate_json(line)
+                except (ValidationError, ValueError):
+                    continue
+                if test.outcome is Outcome.FLAKY:
+                    found.append(test)
+    except OSError:
+        return []
+    return found
+
+
+def latest_report_path(project: Project) -> Path | None:
+    """The newest saved report's JSON, or None."""
+    reports = sorted(p for p in project.reports_dir.glob("report-*.json") if REPORT_ID.match(p.stem))
+    return reports[-1] if reports else None
+
+
+def _no_runs_error(project: Project) -> NotFoundError:
+    hint = "`itest-mcp phases` lists them"
+    try:
+        from .phases import list_phases
+
+        names = [p.name for p in list_phases(project).phases if p.available]
+        if names:
+            hint = f"phases here: {', '.join(names)}"
+    except ItestError:
+        pass
+    return NotFoundError(
+        f"no test runs yet in {project.rel(project.runs_dir)}; run a phase first "
+        f"(`itest-mcp run <phase>` or the run_phase tool; {hint}), or `itest-mcp workflow` for the whole workflow"
+    )
+
+
+def select_runs(project: Project, run_ids: list[str] | None) -> tuple[list[str], str]:
+    """The runs a report covers and why: given ids, else runs since the last report, else the current commit's."""
+    if run_ids:
+        for run_id in run_ids:
+            check_run_id(run_id)
+            if not (project.runs_dir / run_id / RUN_FILE).is_file():
+                raise unknown_run_error(project, run_id)
+        unique = list(dict.fromkeys(run_ids))
+        return unique, f"the {len(unique)} run(s) asked for"
+    all_ids = list_run_ids(project)
+    if not all_ids:
+        raise _no_runs_error(project)
+    last = latest_report_path(project)
+    if last is not None:
+        try:
+            previous = json.loads(last.read_text(encoding="utf-8"))
+            covered = [str(r) for r in previous.get("run_ids", [])]
+        except (OSError, ValueError, AttributeError):
+            covered = []
+        if covered:
+            newest = max(covered)
+            since = [r for r in all_ids if r > newest]
+            if since:
+                return since[-MAX_RUNS:], f"the {len(since)} run(s) since the last report {last.stem}"
+    head = project.head_commit()
+    if head:
+        at_head = []
+        for run_id in all_ids[-500:]:
+            try:
+                if load_run_summary(project, run_id).commit == head:
+                    at_head.append(run_id)
+            except ItestError:
+                continue
+        if at_head:
+            return at_head[-MAX_RUNS:], f"the {len(at_head)} run(s) of the current commit {head[:12]}"
+    latest: dict[str, str] = {}
+    for run_id in all_ids[-500:]:
+        try:
+            latest[load_run_summary(project, run_id).phase] = run_id
+        except ItestError:
+            continue
+    chosen = sorted(latest.values())
+    return chosen, f"the latest run of each phase ({len(chosen)}), as none is newer than the last report"
+
+
+# -- sections ---------------------------------------------------------------------------------
+
+
+def _summary(runs: list[PhaseRun]) -> ExecutionSummary:
+    summary = ExecutionSummary()
+    totals = summary.totals
+    for run in runs:
+        t = run.report.totals
+        summary.runs.append(
+            PhaseResult(
+                run_id=run.run_id,
+                phase=run.phase,
+                status=run.status,
+                started_at=run.started_at,
+                duration_s=run.duration_s,
+                commit=run.commit,
+                dirty=run.dirty,
+                totals=t,
+                source=run.report.source.value,
+                exit_code=run.exit_code,
+            )
+        )
+        summary.total_duration_s += run.duration_s
+        for name in ("tests", "passed", "failed", "errors", "skipped", "flaky", "attempts"):
+            setattr(totals, name, getattr(totals, name) + getattr(t, name))
+    summary.total_duration_s = round(summary.total_duration_s, 3)
+    ran = totals.tests - totals.skipped
+    summary.pass_rate = round((totals.passed + totals.flaky) / ran, 4) if ran > 0 else None
+    slow: list[SlowTestEntry] = []
+    for run in runs:
+        for timing in run.report.slowest:
+            share = timing.duration_s / run.duration_s if run.duration_s > 0 else None
+            slow.append(
+                SlowTestEntry(
+                    name=timing.name,
+                    classname=timing.classname,
+                    phase=run.phase,
+                    run_id=run.run_id,
+                    duration_s=timing.duration_s,
+                    share_of_phase=round(min(share, 1.0), 4) if share is not None else None,
+                )
+            )
+    # One entry per test: its slowest run among the selected ones.
+    best: dict[tuple[str, str, str], SlowTestEntry] = {}
+    for entry in slow:
+        key = (entry.phase, entry.classname, entry.name)
+        if key not in best or entry.duration_s > best[key].duration_s:
+            best[key] = entry
+    summary.slowest = sorted(best.values(), key=lambda s: s.duration_s, reverse=True)[:10]
+    return summary
+
+
+def _history_note(stats: TestStats | None) -> str | None:
+    if stats is None:
+        return None
+    rate = f"failure rate {stats.failure_rate:.0%} over {stats.runs} run(s)"
+    return f"{stats.status.value}: {stats.evidence}; {rate}" if stats.evidence else rate
+
+
+def _failures(runs: list[PhaseRun], history: FlakyReport | None) -> CriticalFindings:
+    findings = CriticalFindings()
+    by_key: dict[str, TestStats] = {}
+    if history is not None:
+        for stats in (*history.broken, *history.flaky, *history.failing):
+            by_key[stats.key] = stats
+            by_key.setdefault(stats.name, stats)
+    items: list[FailureFinding] = []
+    for run in runs:
+        races_by_test = {race.test: race for race in run.report.races if race.test}
+        seen_tests: set[str] = set()
+        for failure in run.report.failures:
+            cause, evidence = classify(failure)
+            race = races_by_test.get(failure.test)
+            if race is not None and cause is not Cause.DATA_RACE:
+                cause = Cause.DATA_RACE
+                where = ", ".join(str(loc) for loc in race.locations[:3])
+                evidence = "a WARNING: DATA RACE block ran during this test" + (f" (at {where})" if where else "")
+            if cause is Cause.UNCLASSIFIED and run.status is RunStatus.TIMEOUT:
+                cause, evidence = Cause.TIMEOUT, f"the phase hit its timeout after {run.duration_s:.1f} s"
+            key = f"{failure.classname}::{failure.test}" if failure.classname else failure.test
+            seen_tests.add(failure.test)
+            items.append(
+                FailureFinding(
+                    test=failure.test,
+                    classname=failure.classname,
+                    phase=run.phase,
+                    run_id=run.run_id,
+                    outcome=failure.outcome,
+                    cause=cause,
+                    cause_evidence=evidence,
+                    location=str(failure.location) if failure.location else None,
+                    message=_clip(failure.message.strip(), 500),
+                    excerpt=_clip_tail(failure.excerpt, 1200),
+                    attempts=failure.attempts,
+                    history=_history_note(by_key.get(key) or by_key.get(failure.test)),
+                )
+            )
+        for race in run.report.races:
+            if race.test and race.test in seen_tests:
+                continue
+            items.append(
+                FailureFinding(
+                    test=race.test or "(no test attributed)",
+                    classname=race.package,
+                    phase=run.phase,
+                    run_id=run.run_id,
+                    cause=Cause.DATA_RACE,
+                    cause_evidence="a WARNING: DATA RACE block in the output",
+                    location=str(race.locations[0]) if race.locations else None,
+                    message="WARNING: DATA RACE",
+                    excerpt=_clip_tail(race.excerpt, 1200),
+                )
+            )
+        for build in run.report.build_errors:
+            items.append(
+                FailureFinding(
+                    test=f"{build.package or 'package'} (build)",
+                    classname=build.package,
+                    phase=run.phase,
+                    run_id=run.run_id,
+                    outcome=Outcome.ERROR,
+                    cause=Cause.BUILD,
+                    cause_evidence="the compiler rejected the package",
+                    location=str(build.location) if build.location else None,
+                    message=_clip(build.message.strip(), 500),
+                )
+            )
+        for panic in run.report.panics:
+            if panic.test and panic.test in seen_tests:
+                continue
+            items.append(
+                FailureFinding(
+                    test=panic.test or f"{panic.package or 'test binary'} (panic)",
+                    classname=panic.package,
+                    phase=run.phase,
+                    run_id=run.run_id,
+                    outcome=Outcome.ERROR,
+                    cause=Cause.PANIC,
+                    cause_evidence=f"panic: {_clip(panic.message, 160)}",
+                    location=str(panic.location) if panic.location else None,
+                    message=_clip(panic.message, 500),
+                    excerpt=_clip_tail(panic.excerpt, 1200),
+                )
+            )
+    # The same test failing in several selected runs of a phase is one finding (the latest run's data).
+    merged: dict[tuple[str, str, str], FailureFinding] = {}
+    for item in items:
+        ident = (item.phase, item.classname, item.test)
+        earlier = merged.get(ident)
+        if earlier is not None:
+            item.also_failed_in = [*earlier.also_failed_in, earlier.run_id]
+        merged[ident] = item
+    items = list(merged.values())
+    findings.causes = dict(Counter(item.cause.value for item in items).most_common())
+    findings.failures = items[:MAX_FAILURES]
+    findings.failures_omitted = max(0, len(items) - MAX_FAILURES)
+    return findings
+
+
+def _clip_tail(text: str, limit: int) -> str:
+    text = text.strip("\n")
+    return text if len(text) <= limit else "…" + text[-(limit - 1) :]
+
+
+def _performance(runs: list[PhaseRun], summary: ExecutionSummary, history: FlakyReport | None) -> list[Finding]:
+    found: list[Finding] = []
+    for entry in summary.slowest:
+        share = entry.share_of_phase or 0.0
+        if entry.duration_s >= SLOW_TEST_MIN_S or (share >= SLOW_TEST_SHARE and entry.duration_s >= 0.2):
+            part = f", {share:.0%} of the phase's {_phase_duration(runs, entry.run_id):.2f} s" if share else ""
+            found.append(
+                Finding(
+                    category="performance",
+                    title=f"{entry.name} took {entry.duration_s:.2f} s in phase {entry.phase}{part}",
+                    run_id=entry.run_id,
+                    source="run result (slowest tests)",
+                    test=entry.name,
+                    phase=entry.phase,
+                )
+            )
+        if len(found) >= 5:
+            break
+    if history is not None:
+        for slow in history.slow[:10]:
+            found.append(
+                Finding(
+                    category="performance",
+                    title=(
+                        f"{slow.name} slowed down: {slow.duration_s:.2f} s in {slow.run_id}, "
+                        f"{slow.ratio:.1f}× its median {slow.median_s:.2f} s over {slow.samples} earlier runs"
+                    ),
+                    detail=f"phase {slow.phase}; {slow.slower_by_s:.2f} s slower",
+                    run_id=slow.run_id,
+                    source="history (rolling median)",
+                    test=slow.name,
+                    phase=slow.phase,
+                )
+            )
+    return found
+
+
+def _phase_duration(runs: list[PhaseRun], run_id: str) -> float:
+    return next((r.duration_s for r in runs if r.run_id == run_id), 0.0)
+
+
+def _environment(
+    project: Project, runs: list[PhaseRun], latest: dict[str, dict[str, Any] | None], problems: list[Finding]
+) -> list[Finding]:
+    found = list(problems)
+    for run in runs:
+        if run.status in (RunStatus.TIMEOUT, RunStatus.ERROR, RunStatus.CANCELLED):
+            verb = {
+                RunStatus.TIMEOUT: f"hit its timeout after {run.duration_s:.1f} s",
+                RunStatus.ERROR: f"ended in an error (exit code {run.exit_code})",
+                RunStatus.CANCELLED: f"was cancelled after {run.duration_s:.1f} s; its results are partial",
+            }[run.status]
+            found.append(
+                Finding(category="environment", title=f"phase {run.phase} {verb}", run_id=run.run_id, source="run")
+            )
+        if run.report.totals.tests == 0 and run.status is RunStatus.PASSED:
+            found.append(
+                Finding(
+                    category="environment",
+                    title=f"phase {run.phase} ran no tests (exit code {run.exit_code})",
+                    detail="check its test selection (build tags, -run pattern, markers)",
+                    run_id=run.run_id,
+                    source="run",
+                )
+            )
+        for note in run.notes:
+            found.append(
+                Finding(
+                    category="environment", title=f"phase {run.phase}: {note}", run_id=run.run_id, source="run notes"
+                )
+            )
+    ran_phases = {run.phase for run in runs}
+    try:
+        from .phases import list_phases
+
+        for phase in list_phases(project).phases:
+            if not phase.available:
+                found.append(
+                    Finding(
+                        category="environment",
+                        title=f"phase {phase.name} cannot run here: {phase.note or 'its program is missing'}",
+                        source="list_phases",
+                    )
+                )
+    except ItestError as exc:
+        found.append(Finding(category="environment", title=f"the phase configuration cannot be read: {exc}"))
+    assess = latest.get("assess")
+    recommended = _recommended_phases(assess)
+    for name in recommended:
+        if name not in ran_phases:
+            found.append(
+                Finding(
+                    category="environment",
+                    title=f"phase {name} was recommended by assess_changes but is not among the reported runs",
+                    source="assess_changes",
+                    phase=name,
+                )
+            )
+    github = latest.get("github")
+    if github is not None and ERROR_KEY in github:
+        found.append(
+            Finding(
+                category="environment",
+                title=f"GitHub API validation failed: {_clip(str(github[ERROR_KEY]), 300)}",
+                source="validate_github_api",
+            )
+        )
+    elif github is not None:
+        for check in _failed_checks(github):
+            found.append(
+                Finding(category="environment", title=f"GitHub API check failed: {check}", source="validate_github_api")
+            )
+    if _api_changed(assess) and github is None:
+        token = (
+            "a token is set"
+            if (os.environ.get("GITHUB_TOKEN") or os.environ.get("GH_TOKEN"))
+            else ("and neither GITHUB_TOKEN nor GH_TOKEN is set")
+        )
+        found.append(
+            Finding(
+                category="environment",
+                title=f"GitHub API code changed but validate_github_api has not run ({token})",
+                source="assess_changes",
+            )
+        )
+    return found
+
+
+def _get(data: dict[str, Any] | None, *keys: str) -> Any:
+    if not isinstance(data, dict):
+        return None
+    for key in keys:
+        if key in data and data[key] is not None:
+            return data[key]
+    return None
+
+
+def _recommended_phases(assess: dict[str, Any] | None) -> list[str]:
+    value = _get(assess, "recommended_phases", "phases_to_run", "recommended", "phases")
+    names: list[str] = []
+    if isinstance(value, list):
+        for item in value:
+            if isinstance(item, str):
+                names.append(item)
+            elif isinstance(item, dict):
+                name = _get(item, "name", "phase")
+                if isinstance(name, str) and item.get("recommended", True) is not False:
+                    names.append(name)
+    return names
+
+
+def _api_changed(assess: dict[str, Any] | None) -> bool:
+    value = _get(assess, "github_api_changed", "api_changed", "validate_github_api", "needs_github_validation")
+    return value is True
+
+
+def _failed_checks(github: dict[str, Any]) -> list[str]:
+    checks = _get(github, "checks", "results", "endpoints")
+    failed: list[str] = []
+    if isinstance(checks, list):
+        for check in checks:
+            if not isinstance(check, dict):
+                continue
+            ok = _get(check, "ok", "passed", "success")
+            status = _get(check, "status", "outcome")
+            if ok is False or (isinstance(status, str) and status.lower() in ("failed", "error", "fail")):
+                name = _get(check, "name", "check", "endpoint", "path") or "check"
+                detail = _get(check, "message", "detail", "error", "reason") or status or "failed"
+                failed.append(f"{name}: {_clip(str(detail), 200)}")
+    return failed
+
+
+def _coverage(
+    project: Project, runs: list[PhaseRun], latest: dict[str, dict[str, Any] | None], problems: list[Finding]
+) -> CoverageAnalysis:
+    analysis = CoverageAnalysis()
+    for run in runs:
+        for rel in run.artifacts.coverage:
+            problem = check_coverage_file(project, rel)
+            if problem:
+                problems.append(
+                    Finding(category="input", title=problem, run_id=run.run_id, source="run coverage artifact")
+                )
+                analysis.notes.append(problem)
+    data = latest.get("coverage")
+    if data is None:
+        analysis.notes.append(
+            "no coverage result yet: run find_coverage_gaps (`itest-mcp coverage`) after a phase with coverage"
+        )
+        return analysis
+    if ERROR_KEY in data:
+        source = data.get("_source")
+        where = f" ({source})" if source else ""
+        message = f"the latest coverage file{where} failed to parse: {_clip(str(data[ERROR_KEY]), 400)}"
+        problems.append(Finding(category="input", title=message, source="find_coverage_gaps"))
+        analysis.notes.append(message)
+        return analysis
+    analysis.source = f"{project.rel(project.state_dir)}/latest/coverage.json"
+    total = _get(data, "total_percent", "percent", "coverage_percent", "total")
+    if isinstance(total, int | float):
+        analysis.total_percent = round(float(total), 2)
+    files = _get(data, "files", "packages", "per_file")
+    areas: list[CoverageFile] = []
+    if isinstance(files, list):
+        for item in files:
+            if isinstance(item, dict):
+                name = _get(item, "path", "file", "name", "package")
+                pct = _get(item, "percent", "coverage_percent", "covered_percent")
+                if isinstance(name, str) and isinstance(pct, int | float):
+                    areas.append(CoverageFile(name=name, percent=round(float(pct), 2)))
+    elif isinstance(files, dict):
+        for name, pct in files.items():
+            if isinstance(pct, int | float):
+                areas.append(CoverageFile(name=str(name), percent=round(float(pct), 2)))
+    areas.sort(key=lambda a: (-a.percent, a.name))
+    analysis.well_covered = [a for a in areas if a.percent >= WELL_COVERED][:15]
+    gaps = _get(data, "gaps", "uncovered", "uncovered_changes", "changed_uncovered")
+    if isinstance(gaps, list):
+        for gap in gaps[:50]:
+            if not isinstance(gap, dict):
+                continue
+            file = _get(gap, "file", "path")
+            if not isinstance(file, str):
+                continue
+            analysis.gaps.append(
+                CoverageGapEntry(
+                    file=file,
+                    lines=_lines_text(gap),
+                    detail=str(_get(gap, "reason", "kind", "detail", "function") or ""),
+                )
+            )
+    never = _get(data, "unexercised", "never_executed", "uncovered_functions", "untested_functions")
+    if isinstance(never, list):
+        for item in never[:30]:
+            if isinstance(item, str):
+                analysis.unexercised.append(item)
+            elif isinstance(item, dict):
+                name = _get(item, "name", "function")
+                file = _get(item, "file", "path")
+                if name:
+                    analysis.unexercised.append(f"{name} ({file})" if file else str(name))
+    if not analysis.unexercised:
+        analysis.unexercised = [f"{a.name} (0% covered)" for a in areas if a.percent == 0][:30]
+    return analysis
+
+
+def _lines_text(gap: dict[str, Any]) -> str:
+    lines = _get(gap, "lines", "ranges", "line_ranges")
+    if isinstance(lines, str):
+        return lines
+    if isinstance(lines, list):
+        parts: list[str] = []
+        for item in lines[:20]:
+            if isinstance(item, int):
+                parts.append(str(item))
+            elif isinstance(item, list | tuple) and len(item) == 2:
+                parts.append(f"{item[0]}-{item[1]}" if item[0] != item[1] else str(item[0]))
+            elif isinstance(item, dict):
+                start, end = _get(item, "start", "from"), _get(item, "end", "to")
+                if start is not None:
+                    parts.append(f"{start}-{end}" if end not in (None, start) else str(start))
+        return ", ".join(parts)
+    start, end = _get(gap, "start", "start_line", "line"), _get(gap, "end", "end_line")
+    if start is not None:
+        return f"{start}-{end}" if end not in (None, start) else str(start)
+    return ""
+
+
+GO_PROFILE_LINE = re.compile(r"^\S+:\d+\.\d+,\d+\.\d+ \d+ \d+$")
+
+
+def check_coverage_file(project: Project, rel: str) -> str | None:
+    """A reason the coverage file a run left cannot be used, or None (a cheap structural check)."""
+    try:
+        path = project.resolve_path(rel, what="coverage file")
+    except ItestError as exc:
+        return f"coverage file {rel!r} cannot be used: {exc}"
+    if not path.is_file():
+        return f"coverage file {rel} listed by the run is missing"
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(64 * 1024)
+    except OSError as exc:
+        return f"coverage file {rel} cannot be read: {exc.strerror or exc}"
+    text = head.decode("utf-8", errors="replace")
+    stripped = text.lstrip()
+    if not stripped:
+        return f"coverage file {rel} is empty; the phase wrote no coverage data"
+    if stripped.startswith("<"):
+        from lxml import etree
+
+        try:
+            root_seen = False
+            for _event, element in etree.iterparse(
+                str(path), events=("start",), resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True
+            ):
+                if not root_seen:
+                    root_seen = True
+                    if element.tag not in ("coverage", "report"):
+                        return (
+                            f"coverage file {rel} is XML with root <{element.tag}>, "
+                            "not Cobertura <coverage> or JaCoCo <report>"
+                        )
+        except etree.XMLSyntaxError as exc:
+            return f"coverage file {rel} failed to parse as XML: {exc.msg} (line {exc.lineno})"
+        return None
+    lines = text.splitlines()
+    if not lines[0].startswith("mode: "):
+        return (
+            f"coverage file {rel} failed to parse: line 1 is {_clip(lines[0], 80)!r}, "
+            "not a Go profile's 'mode: set|count|atomic'"
+        )
+    complete = lines[1:-1] if len(head) == 64 * 1024 else lines[1:]
+    for number, line in enumerate(complete, 2):
+        if line and not GO_PROFILE_LINE.match(line):
+            return (
+                f"coverage file {rel} failed to parse at line {number}: {_clip(line, 80)!r} "
+                "is not 'file:l.c,l.c stmts count'"
+            )
+    return None
+
+
+def _recommendations(
+    findings: CriticalFindings,
+    history: FlakyReport | None,
+    flaky_now: list[tuple[str, TestResult]],
+    coverage: CoverageAnalysis,
+    runs: list[PhaseRun],
+) -> list[Recommendation]:
+    recs: list[Recommendation] = []
+    seen: set[tuple[str, str]] = set()
+    for item in findings.failures:
+        if (item.classname, item.test) in seen:
+            continue
+        seen.add((item.classname, item.test))
+        where = f" at {item.location}" if item.location else ""
+        message = _first_line(item.message)
+        action = {
+            Cause.ASSERTION: f"Fix {item.test}{where}: its check fails with “{message}”",
+            Cause.DATA_RACE: f"Fix the data race in {item.test}{where}: guard the shared state with a mutex or atomic",
+            Cause.PANIC: f"Fix the panic in {item.test}{where}: “{message}”",
+            Cause.TIMEOUT: f"Find what {item.test}{where} waits on: it timed out",
+            Cause.BUILD: f"Fix the build error in {item.classname or item.test}{where}: “{message}”",
+            Cause.NETWORK: f"Check the network path {item.test}{where} depends on: “{message}”",
+            Cause.AUTH: f"Check the credentials {item.test}{where} uses: “{message}”",
+            Cause.RATE_LIMIT: f"Reduce or space out the API calls of {item.test}{where}: it hit a rate limit",
+            Cause.ENVIRONMENT: f"Fix the environment for {item.test}{where}: “{message}”",
+            Cause.UNCLASSIFIED: f"Read the log of {item.test}{where} in run {item.run_id}: no message was captured",
+        }[item.cause]
+        evidence = f"run {item.run_id} (phase {item.phase}), cause {item.cause.value}: {item.cause_evidence}"
+        if item.history:
+            evidence += f"; history: {item.history}"
+        recs.append(Recommendation(category="fix", text=action, evidence=evidence))
+    for finding in findings.environment:
+        if finding.source == "assess_changes" and finding.phase:
+            recs.append(
+                Recommendation(
+                    category="fix",
+                    text=f"Run phase {finding.phase} (`itest-mcp run {finding.phase}`)",
+                    evidence=finding.title,
+                )
+            )
+    flaky_keys: set[str] = set()
+    if history is not None:
+        for stats in history.flaky:
+            flaky_keys.add(stats.key)
+            recs.append(
+                Recommendation(
+                    category="reliability",
+                    text=f"Stabilise {stats.name}: it failed in {stats.runs_with_failure} of its last {stats.runs} "
+                    f"run(s) ({stats.failure_rate:.0%})",
+                    evidence=stats.evidence,
+                )
+            )
+    for run_id, test in flaky_now:
+        if test.key in flaky_keys:
+            continue
+        flaky_keys.add(test.key)
+        outcomes = ", ".join(a.outcome.value for a in test.attempts)
+        recs.append(
+            Recommendation(
+                category="reliability",
+                text=f"Stabilise {test.name}: it failed and then passed on a rerun",
+                evidence=f"run {run_id}: attempts {outcomes}",
+            )
+        )
+    failing_names = {item.test for item in findings.failures}
+    if history is not None:
+        for stats in history.broken:
+            if stats.name in failing_names:
+                continue
+            recs.append(
+                Recommendation(
+                    category="fix",
+                    text=f"Fix or quarantine {stats.name}: it is broken",
+                    evidence=f"{stats.evidence}; failure rate {stats.failure_rate:.0%} over {stats.runs} run(s)",
+                )
+            )
+    slowed = {f.test for f in findings.performance if f.source.startswith("history")}
+    for finding in findings.performance:
+        if not finding.source.startswith("history") and finding.test in slowed:
+            continue  # the slowdown recommendation says more
+        if finding.source.startswith("history"):
+            text = f"Find what slowed down {finding.test}"
+        else:
+            text = f"Speed up {finding.test} or move it to a slower phase"
+        recs.append(
+            Recommendation(
+                category="performance",
+                text=text,
+                evidence=finding.title + (f" (run {finding.run_id})" if finding.run_id else ""),
+            )
+        )
+    for gap in coverage.gaps[:15]:
+        lines = f" lines {gap.lines}" if gap.lines else ""
+        recs.append(
+            Recommendation(
+                category="new-test",
+                text=f"Add an integration test that exercises {gap.file}{lines}",
+                evidence=f"coverage gap{': ' + gap.detail if gap.detail else ''} ({coverage.source})",
+            )
+        )
+    for name in coverage.unexercised[:10]:
+        recs.append(
+            Recommendation(
+                category="new-test",
+                text=f"Add a scenario that reaches {name}",
+                evidence=f"no test executed it ({coverage.source})",
+            )
+        )
+    return recs
+
+
+def _first_line(text: str) -> str:
+    for line in text.splitlines():
+        if line.strip():
+            return _clip(line.strip(), 160)
+    return ""
+
+
+# -- building, saving, rendering ------------------------------------------------------------
+
+
+def _load_latest_safely(project: Project, problems: list[Finding]) -> dict[str, dict[str, Any] | None]:
+    latest: dict[str, dict[str, Any] | None] = {}
+    for kind, tool in (
+        ("assess", "assess_changes"),
+        ("coverage", "find_coverage_gaps"),
+        ("github", "validate_github_api"),
+    ):
+        try:
+            latest[kind] = load_latest(project, kind)
+        except ParseError as exc:
+            latest[kind] = None
+            problems.append(
+                Finding(category="input", title=f"the latest {tool} result cannot be read: {exc}", source=tool)
+            )
+    return latest
+
+
+def build_report(
+    project: Project,
+    run_ids: list[str] | None = None,
+    *,
+    now: datetime | None = None,
+    window: int = DEFAULT_WINDOW,
+    save: bool = True,
+) -> Report:
+    """The four-section report over the given runs (default: since the last report, else the current commit)."""
+    now = now or datetime.now(UTC)
+    selected, why = select_runs(project, run_ids)
+    problems: list[Finding] = []
+    runs: list[PhaseRun] = []
+    for run_id in selected:
+        try:
+            runs.append(load_run_summary(project, run_id))
+        except HistoryError as exc:
+            if run_ids:
+                raise
+            problems.append(Finding(category="input", title=str(exc), run_id=run_id, source="run folder"))
+    runs.sort(key=lambda r: r.run_id)
+    history: FlakyReport | None = None
+    try:
+        history = flaky_tests(project, window)
+        for problem in history.problems:
+            problems.append(Finding(category="input", title=problem, source="history import"))
+    except HistoryError as exc:
+        problems.append(
+            Finding(
+                category="environment",
+                title=f"history is unavailable, so flaky and slow-test trends are missing: {exc}",
+                source="history",
+            )
+        )
+    latest = _load_latest_safely(project, problems)
+    summary = _summary(runs)
+    findings = _failures(runs, history)
+    findings.performance = _performance(runs, summary, history)
+    coverage = _coverage(project, runs, latest, problems)
+    findings.environment = _environment(project, runs, latest, problems)
+    flaky_now = [
+        (run.run_id, test) for run in runs if run.report.totals.flaky for test in flaky_in_run(project, run.run_id)
+    ]
+    report = Report(
+        report_id=f"report-{now.strftime('%Y%m%dT%H%M%S')}-{now.microsecond:06d}",
+        created_at=now,
+        project_root=str(project.root),
+        commit=runs[-1].commit if runs else None,
+        run_ids=[r.run_id for r in runs],
+        selection=why,
+        summary=summary,
+        findings=findings,
+        coverage=coverage,
+        history=history,
+    )
+    report.recommendations = _recommendations(findings, history, flaky_now, coverage, runs)
+    if save:
+        save_report(project, report)
+    return report
+
+
+def save_report(project: Project, report: Report) -> ReportFiles:
+    """Write `<id>.json` and `<id>.md` under `.itest/reports/` (JSON last: it marks the report complete)."""
+    folder = project.reports_dir
+    md = folder / f"{report.report_id}.md"
+    js = folder / f"{report.report_id}.json"
+    report.files.markdown = project.rel(md)
+    report.files.json_path = project.rel(js)
+    _atomic_write(md, render_markdown(report))
+    _atomic_write(js, report.model_dump_json(indent=2))
+    return report.files
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def load_report(path: Path) -> Report:
+    """A saved report's model."""
+    return Report.model_validate_json(path.read_bytes())
+
+
+def latest_report_markdown(project: Project) -> str:
+    """The newest saved report as markdown; NotFoundError says how to make one."""
+    path = latest_report_path(project)
+    if path is None:
+        raise NotFoundError(
+            f"no report saved in {project.rel(project.reports_dir)} yet; build one with the build_report tool "
+            "(`itest-mcp report`)"
+        )
+    md = path.with_suffix(".md")
+    if md.is_file():
+        return md.read_text(encoding="utf-8")
+    return render_markdown(load_report(path))
+
+
+# -- markdown ---------------------------------------------------------------------------------
+
+
+def _inline(text: str, limit: int = 200) -> str:
+    return _clip(_first_line(text).replace("`", "'"), limit)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def _finding_line(item: Finding) -> str:
+    run = f" (run `{item.run_id}`)" if item.run_id else ""
+    detail = f" — {item.detail}" if item.detail else ""
+    return f"- {item.title}{detail}{run}"
+
+
+def render_markdown(report: Report) -> str:
+    """The report as markdown with exactly the four sections."""
+    s = report.summary
+    out: list[str] = ["# Integration test report", ""]
+    commit = f"`{report.commit[:12]}`" if report.commit else "no commit"
+    out.append(
+        f"Project `{report.project_root}` · commit {commit} · {len(report.run_ids)} run(s) "
+        f"({report.selection}) · {report.created_at.strftime('%Y-%m-%d %H:%M:%S %Z').strip()} · `{report.report_id}`"
+    )
+    out += ["", f"## {SECTIONS[0]}", ""]
+    out.append("| Phase | Run | Status | Tests | Passed | Failed | Errors | Skipped | Flaky | Duration |")
+    out.append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in s.runs:
+        t = r.totals
+        dirty = " (dirty tree)" if r.dirty else ""
+        out.append(
+            f"| {_cell(r.phase)} | `{r.run_id}`{dirty} | {r.status.value} | {t.tests} | {t.passed} | {t.failed} | "
+            f"{t.errors} | {t.skipped} | {t.flaky} | {r.duration_s:.2f} s |"
+        )
+    t = s.totals
+    out.append("")
+    out.append(
+        f"Total: {len(s.runs)} run(s) in {s.total_duration_s:.2f} s; {t.tests} tests — {t.passed} passed, "
+        f"{t.failed} failed, {t.errors} errors, {t.skipped} skipped, {t.flaky} flaky ({t.attempts} attempts); "
+        f"pass rate {_pct(s.pass_rate)}."
+    )
+    if s.slowest:
+        out += ["", "Slowest tests:", ""]
+        for i, e in enumerate(s.slowest[:5], 1):
+            share = f", {e.share_of_phase:.0%} of the phase" if e.share_of_phase else ""
+            out.append(f"{i}. `{e.name}` ({e.phase}, `{e.run_id}`): {e.duration_s:.2f} s{share}")
+    f = report.findings
+    out += ["", f"## {SECTIONS[1]}", ""]
+    out.append(f"### Failures ({len(f.failures) + f.failures_omitted})")
+    out.append("")
+    if f.failures:
+        out.append("By cause: " + ", ".join(f"{cause} {count}" for cause, count in f.causes.items()) + ".")
+        out.append("")
+        for i, item in enumerate(f.failures, 1):
+            where = f" at `{item.location}`" if item.location else ""
+            out.append(
+                f"{i}. **{item.test}** — {item.cause.value}{where} (phase {item.phase}, run `{item.run_id}`, "
+                f"{item.outcome.value}, {item.attempts} attempt(s))"
+            )
+            if item.message:
+                out.append(f"   - message: `{_inline(item.message)}`")
+            out.append(f"   - why {item.cause.value}: {item.cause_evidence}")
+            if item.also_failed_in:
+                out.append(f"   - also failed in: {', '.join(f'`{r}`' for r in item.also_failed_in)}")
+            if item.history:
+                out.append(f"   - history: {item.history}")
+            if item.excerpt and item.excerpt.strip() != item.message.strip():
+                lines = item.excerpt.strip("\n").splitlines()[-12:]
+                out.append("")
+                out.append("   ```text")
+                out += ["   " + line.replace("```", "'''") for line in lines]
+                out.append("   ```")
+        if f.failures_omitted:
+            out.append(f"\n{f.failures_omitted} more failure(s) are in the JSON report and the run folders.")
+    else:
+        out.append(f"No failing tests in {len(s.runs)} run(s) ({s.totals.tests} tests).")
+    out += ["", f"### Performance ({len(f.performance)})", ""]
+    if f.performance:
+        for perf in f.performance:
+            out.append(_finding_line(perf))
+    else:
+        slowest = s.slowest[0] if s.slowest else None
+        basis = f"; the slowest test took {slowest.duration_s:.2f} s" if slowest else ""
+        out.append(f"No test took {SLOW_TEST_MIN_S:.0f} s or more and none slowed down against its history{basis}.")
+    out += ["", f"### Environment and configuration ({len(f.environment)})", ""]
+    if f.environment:
+        for env in f.environment:
+            out.append(_finding_line(env))
+    else:
+        out.append(f"No missing tools, skipped phases or unreadable results; all {len(s.runs)} run(s) completed.")
+    c = report.coverage
+    out += ["", f"## {SECTIONS[2]}", ""]
+    if c.total_percent is not None:
+        out.append(f"Total coverage: {c.total_percent:.1f}% (from `{c.source}`).")
+        out.append("")
+    if c.well_covered:
+        out.append(
+            f"Well covered (≥ {WELL_COVERED:.0f}%): "
+            + ", ".join(f"`{a.name}` {a.percent:.0f}%" for a in c.well_covered)
+            + "."
+        )
+        out.append("")
+    if c.gaps:
+        out.append(f"Gaps ({len(c.gaps)}):")
+        out.append("")
+        for gap in c.gaps:
+            span = f" lines {gap.lines}" if gap.lines else ""
+            detail = f" — {gap.detail}" if gap.detail else ""
+            out.append(f"- `{gap.file}`{span}{detail}")
+        out.append("")
+    if c.unexercised:
+        out.append("Never exercised by the suites: " + ", ".join(f"`{u}`" for u in c.unexercised) + ".")
+        out.append("")
+    for note in c.notes:
+        out.append(f"- {note}")
+    if out[-1] == "":
+        out.pop()
+    out += ["", f"## {SECTIONS[3]}", ""]
+    groups = (
+        ("fix", "Immediate fixes"),
+        ("reliability", "Reliability"),
+        ("performance", "Performance"),
+        ("new-test", "New integration tests"),
+    )
+    empty_reason = {
+        "fix": f"nothing to fix: no failures in {len(s.runs)} run(s)",
+        "reliability": (
+            f"no flaky tests in the last {report.history.window} runs of each phase "
+            f"({report.history.runs_considered} runs, {report.history.tests_seen} tests)"
+            if report.history
+            else "no flaky tests in these runs; history was unavailable"
+        ),
+        "performance": "no slow tests or slowdowns in these runs",
+        "new-test": "no coverage gaps recorded" if c.source else "no coverage result to derive new tests from",
+    }
+    for category, title in groups:
+        items = [r for r in report.recommendations if r.category == category]
+        out += [f"### {title} ({len(items)})", ""]
+        if not items:
+            out.append(f"None: {empty_reason[category]}.")
+        for i, rec in enumerate(items, 1):
+            out.append(f"{i}. {rec.text}. _Evidence: {rec.evidence}._")
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
