@@ -556,7 +556,7 @@ class GitHubClient:
 
     def error_for(self, r: GitHubResponse) -> GitHubError:
         """The exception for a final unsuccessful response."""
-        who = f"the token from {self.token.source} ({self.token.kind.value})" if self.token else "no token"
+        who = f"the token from {self.token.source} ({self.token.kind.value})" if self.token else "an anonymous client"
         msg = self.scrub(r.message())
         where = f"{r.method} {r.path}"
         cls = r.classification
@@ -648,6 +648,11 @@ class GitHubClient:
                     truncated=result.truncated,
                 )
             hdrs = result.headers if result else {}
+            if cls is Classification.TIMEOUT and deadline is not None and self._clock() >= deadline - 0.01:
+                raise DeadlineError(
+                    f"{method} {path}: no complete answer before the deadline (attempt {attempt} had {timeout:.1f} s); "
+                    "GitHub or the network is slow — give the call more time"
+                )
             if attempt >= self.policy.max_attempts:
                 raise self._exhausted(method, path, cls, status, attempt, failure, hdrs)
             planned, basis = self._plan_wait(cls, hdrs, attempt, secondary_without_retry_after)
@@ -717,7 +722,7 @@ class GitHubClient:
                 f"{what}{res} on {method} {path} asks to wait {planned:.1f} s ({basis}), but there is {left}; "
                 f"not waiting. Try again after {retry_at} or give the call a longer timeout"
             )
-            log.warning("%s", message)
+            log.info("%s", message)
             if cls in RATE_LIMITS:
                 raise RateLimitError(message)
             raise DeadlineError(message)
@@ -850,6 +855,15 @@ class GitHubClient:
                 raise _TimeoutError(f"no complete answer within {timeout:.1f} s") from exc
             except httpx.TimeoutException as exc:
                 raise _TimeoutError(f"no complete answer within {timeout:.1f} s ({type(exc).__name__})") from exc
+            except httpx.ConnectError as exc:
+                if "SSL" in str(exc).upper() or "CERTIFICATE" in str(exc).upper():
+                    # A certificate problem does not go away by retrying.
+                    host = urlsplit(url).hostname
+                    raise GitHubError(
+                        f"TLS handshake with {host} failed ({exc}); check the URL, the system's CA certificates "
+                        "or SSL_CERT_FILE (GitHub Enterprise with a private CA needs it)"
+                    ) from exc
+                raise _TransportError(f"{type(exc).__name__}: {exc}") from exc
             except httpx.TransportError as exc:
                 raise _TransportError(f"{type(exc).__name__}: {exc}") from exc
             finally:
