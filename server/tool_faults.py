@@ -13,6 +13,7 @@ from itest_mcp.tools.fault_profiles import ProfileListing, load_fault_config
 from itest_mcp.tools.fault_run import FaultRun, probe_with_faults, run_phase_with_faults
 from itest_mcp.tools.repo import Project
 from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
 from pydantic import Field
 
 
@@ -34,11 +35,17 @@ def register(app: MCPServer, state: ServerState) -> None:
         race: Annotated[bool | None, Field(description="Go: override the phase's -race setting")] = None,
         count: Annotated[int | None, Field(description="Run each test this many times (1-1000)", ge=1, le=1000)] = None,
         timeout_s: Annotated[float | None, Field(description="Stop the phase after this many seconds", gt=0)] = None,
+        ctx: Context | None = None,
     ) -> FaultRun:
         """Run a phase with a fault proxy in front of its API and report what its HTTP client survived."""
         with tool_errors():
             options = _run_options(test, race, count, timeout_s)
-            return await run_phase_with_faults(state.project(), phase, profile, options)
+
+            async def progress(done: int, total: int | None, message: str) -> None:
+                if ctx is not None:
+                    await ctx.report_progress(done, total, message)
+
+            return await run_phase_with_faults(state.project(), phase, profile, options, progress=progress)
 
     @app.tool(name="list_fault_profiles", title="List fault profiles")
     def list_fault_profiles() -> ProfileListing:

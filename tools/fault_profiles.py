@@ -234,7 +234,10 @@ class FaultsSection(Model):
     @classmethod
     def _upstream(cls, value: str) -> str:
         if value != FAKE_GITHUB:
-            parse_upstream(value)
+            try:
+                parse_upstream(value)
+            except FaultError as exc:
+                raise ValueError(f'{exc} (or write "{FAKE_GITHUB}")') from None
         return value
 
     def env_template(self) -> dict[str, str]:
