@@ -49,11 +49,12 @@ def run_dir(project: Project, run_id: str) -> Path:
     """The folder of run `run_id`; a malformed or unknown id is an input error naming it."""
     if not isinstance(run_id, str) or not RUN_ID.match(run_id):
         raise InputError(
-            f"run id {run_id!r} is not a run id (like 20261124T031500Z-api-client-1a2b); list runs with `itest-mcp runs`"
+            f"run id {run_id!r} is not a run id (like 20261124T031500Z-api-client-1a2b); "
+            "find ids in run_phase results or under .itest/runs/"
         )
     path = project.runs_dir / run_id
     if not path.is_dir():
-        raise NotFoundError(f"no run {run_id!r} under {project.runs_dir}; list runs with `itest-mcp runs`")
+        raise NotFoundError(f"no run {run_id!r} under {project.runs_dir}; look under .itest/runs/ or rerun the phase")
     return path
 
 
