@@ -18,6 +18,8 @@ TOOL_MODULES: tuple[str, ...] = (
     "tool_phases",
     "tool_assess",
     "tool_faults",
+    "tool_github",
+    "tool_run",
 )
 
 INSTRUCTIONS = """\
