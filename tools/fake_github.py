@@ -36,7 +36,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -344,10 +344,12 @@ class FakeGitHub:
             self._thread.start()
         return self
 
-    def serve_forever(self) -> None:
-        """Serve in the calling thread until interrupted (the CLI's foreground mode)."""
+    def serve_forever(self, on_ready: Callable[[str], None] | None = None) -> None:
+        """Serve in the calling thread until interrupted (the CLI's foreground mode); `on_ready` gets the URL."""
         self._server = _Server(("127.0.0.1", self._port), _Handler)
         self._server.fake = self
+        if on_ready is not None:
+            on_ready(self.url)
         try:
             self._server.serve_forever(poll_interval=0.2)
         finally:
