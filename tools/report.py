@@ -1146,6 +1146,32 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1%}"
 
 
+RECOMMENDATION_GROUPS = (
+    ("fix", "Immediate fixes"),
+    ("reliability", "Reliability"),
+    ("performance", "Performance"),
+    ("new-test", "New integration tests"),
+)
+
+
+def empty_recommendation_reason(report: Report, category: str) -> str:
+    """Why a recommendation group is empty, in numbers."""
+    s, c = report.summary, report.coverage
+    if category == "fix":
+        return f"nothing to fix: no failures in {len(s.runs)} run(s)"
+    if category == "reliability":
+        if report.history:
+            h = report.history
+            return (
+                f"no flaky tests in the last {h.window} runs of each phase "
+                f"({h.runs_considered} runs, {h.tests_seen} tests)"
+            )
+        return "no flaky tests in these runs; history was unavailable"
+    if category == "performance":
+        return "no slow tests or slowdowns in these runs"
+    return "no coverage gaps recorded" if c.source else "no coverage result to derive new tests from"
+
+
 def _finding_line(item: Finding) -> str:
     run = f" (run `{item.run_id}`)" if item.run_id else ""
     detail = f" — {item.detail}" if item.detail else ""
@@ -1255,28 +1281,12 @@ def render_markdown(report: Report) -> str:
     if out[-1] == "":
         out.pop()
     out += ["", f"## {SECTIONS[3]}", ""]
-    groups = (
-        ("fix", "Immediate fixes"),
-        ("reliability", "Reliability"),
-        ("performance", "Performance"),
-        ("new-test", "New integration tests"),
-    )
-    empty_reason = {
-        "fix": f"nothing to fix: no failures in {len(s.runs)} run(s)",
-        "reliability": (
-            f"no flaky tests in the last {report.history.window} runs of each phase "
-            f"({report.history.runs_considered} runs, {report.history.tests_seen} tests)"
-            if report.history
-            else "no flaky tests in these runs; history was unavailable"
-        ),
-        "performance": "no slow tests or slowdowns in these runs",
-        "new-test": "no coverage gaps recorded" if c.source else "no coverage result to derive new tests from",
-    }
+    groups = RECOMMENDATION_GROUPS
     for category, title in groups:
         items = [r for r in report.recommendations if r.category == category]
         out += [f"### {title} ({len(items)})", ""]
         if not items:
-            out.append(f"None: {empty_reason[category]}.")
+            out.append(f"None: {empty_recommendation_reason(report, category)}.")
         for i, rec in enumerate(items, 1):
             out.append(f"{i}. {rec.text}. _Evidence: {rec.evidence}._")
         out.append("")
