@@ -32,7 +32,7 @@ type fileOut struct {
 
 var pkgSignals = map[string]string{
 	"http": "http", "httptest": "http", "net": "net", "url": "http", "tls": "net", "grpc": "rpc",
-	"sync": "sync", "atomic": "sync", "errgroup": "goroutine", "context": "context",
+	"sync": "sync", "atomic": "sync", "errgroup": "goroutine", "context": "context", "json": "json",
 }
 
 func recvName(d *ast.FuncDecl) string {

@@ -23,7 +23,7 @@ HELPER = Path(__file__).with_name("gofuncs.go")
 _WORDS = ("retry", "backoff", "attempt", "ratelimit", "timeout", "token", "auth", "deadline", "lock")
 _PY_MODULE_SIGNALS = {
     "urllib": "http", "http": "http", "requests": "http", "httpx": "http", "aiohttp": "http",
-    "socket": "net", "ssl": "net", "threading": "sync",
+    "socket": "net", "ssl": "net", "threading": "sync", "json": "json",
     "concurrent": "goroutine", "asyncio": "goroutine", "multiprocessing": "goroutine",
 }  # fmt: skip
 _GO_FUNC = re.compile(r"^func\s+(?:\(\s*\w*\s*(\*?\s*\w+)(?:\[[^\]]*\])?\s*\)\s*)?(\w+)")
