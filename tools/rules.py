@@ -42,6 +42,8 @@ from .config import RawConfig, validate_section
 from .models import Model
 
 Scope = Literal["code", "code+strings", "import", "any"]
+IMPORT_LINE = r"^\s*(?:import|from)\b|^\s*(?:[\w.]+\s+)?\"[^\"\s]+\"\s*(?://.*)?$"
+"""Lines that may be imports (Python `import`/`from`, Go import specs)."""
 
 
 class Rule(Model):
@@ -330,8 +332,13 @@ class RuleSet:
         self.line_rules = [c for c in compiled if c.regex is not None]
         # One alternation of every line pattern: a line nothing could match is skipped cheaply.
         alternatives = [
-            f"(?i:{c.rule.pattern})" if "i" in c.rule.flags else f"(?:{c.rule.pattern})" for c in self.line_rules
+            f"(?i:{c.rule.pattern})" if "i" in c.rule.flags else f"(?:{c.rule.pattern})"
+            for c in self.line_rules
+            if c.rule.scope != "import"
         ]
+        if any(c.rule.scope == "import" for c in self.line_rules):
+            # Import rules read import paths, not the raw line: let every import-looking line through.
+            alternatives.append(IMPORT_LINE)
         self.any_line = re.compile("|".join(alternatives)) if alternatives else None
 
     def category(self, name: str) -> Category:
