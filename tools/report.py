@@ -725,23 +725,37 @@ def _recommended_phases(assess: dict[str, Any] | None) -> list[str]:
 
 
 def _api_changed(assess: dict[str, Any] | None) -> bool:
-    value = _get(assess, "github_api_changed", "api_changed", "validate_github_api", "needs_github_validation")
+    categories = _get(assess, "categories")
+    if isinstance(categories, list):
+        for item in categories:
+            if isinstance(item, dict) and item.get("category") == "github-api":
+                return True
+    value = _get(assess, "github_api_changed", "api_changed")
     return value is True
 
 
 def _failed_checks(github: dict[str, Any]) -> list[str]:
-    checks = _get(github, "checks", "results", "endpoints")
+    """Problems a validate_github_api result lists (its own words), plus failed handling and access checks."""
     failed: list[str] = []
-    if isinstance(checks, list):
-        for check in checks:
-            if not isinstance(check, dict):
-                continue
-            ok = _get(check, "ok", "passed", "success")
-            status = _get(check, "status", "outcome")
-            if ok is False or (isinstance(status, str) and status.lower() in ("failed", "error", "fail")):
-                name = _get(check, "name", "check", "endpoint", "path") or "check"
-                detail = _get(check, "message", "detail", "error", "reason") or status or "failed"
-                failed.append(f"{name}: {_clip(str(detail), 200)}")
+    problems = _get(github, "problems")
+    if isinstance(problems, list):
+        failed += [_clip(str(p), 300) for p in problems if p]
+    token = _get(github, "token")
+    if isinstance(token, dict) and token.get("found") is False and not any("token" in f.lower() for f in failed):
+        failed.append("no GitHub token was found (unauthenticated: 60 core requests per hour)")
+    for case in _get(github, "handling") or []:
+        if isinstance(case, dict) and case.get("passed") is False:
+            failed.append(
+                f"retry handling for {case.get('scenario')}: expected {case.get('expected')}, "
+                f"classified as {case.get('classified_as')} {_clip(str(case.get('detail') or ''), 160)}".rstrip()
+            )
+    for repo in _get(github, "repos") or []:
+        if isinstance(repo, dict) and repo.get("accessible") is False:
+            text = f"repository {repo.get('repo')} is not accessible (HTTP {repo.get('status')})"
+            if not any(str(repo.get("repo")) in f for f in failed):
+                failed.append(text + (f": {_clip(str(repo.get('message')), 160)}" if repo.get("message") else ""))
+    if not failed and github.get("ok") is False:
+        failed.append("the validation reported ok = false without listing a problem")
     return failed
 
 
@@ -841,11 +855,11 @@ def _lines_text(gap: dict[str, Any]) -> str:
     return ""
 
 
-GO_PROFILE_LINE = re.compile(r"^\S+:\d+\.\d+,\d+\.\d+ \d+ \d+$")
-
-
 def check_coverage_file(project: Project, rel: str) -> str | None:
-    """A reason the coverage file a run left cannot be used, or None (a cheap structural check)."""
+    """Why a coverage file a run left cannot be used (read with the coverage readers), or None."""
+    from .covreaders import read_coverage
+    from .errors import CoverageError
+
     try:
         path = project.resolve_path(rel, what="coverage file")
     except ItestError as exc:
@@ -853,45 +867,9 @@ def check_coverage_file(project: Project, rel: str) -> str | None:
     if not path.is_file():
         return f"coverage file {rel} listed by the run is missing"
     try:
-        with path.open("rb") as handle:
-            head = handle.read(64 * 1024)
-    except OSError as exc:
-        return f"coverage file {rel} cannot be read: {exc.strerror or exc}"
-    text = head.decode("utf-8", errors="replace")
-    stripped = text.lstrip()
-    if not stripped:
-        return f"coverage file {rel} is empty; the phase wrote no coverage data"
-    if stripped.startswith("<"):
-        from lxml import etree
-
-        try:
-            root_seen = False
-            for _event, element in etree.iterparse(
-                str(path), events=("start",), resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True
-            ):
-                if not root_seen:
-                    root_seen = True
-                    if element.tag not in ("coverage", "report"):
-                        return (
-                            f"coverage file {rel} is XML with root <{element.tag}>, "
-                            "not Cobertura <coverage> or JaCoCo <report>"
-                        )
-        except etree.XMLSyntaxError as exc:
-            return f"coverage file {rel} failed to parse as XML: {exc.msg} (line {exc.lineno})"
-        return None
-    lines = text.splitlines()
-    if not lines[0].startswith("mode: "):
-        return (
-            f"coverage file {rel} failed to parse: line 1 is {_clip(lines[0], 80)!r}, "
-            "not a Go profile's 'mode: set|count|atomic'"
-        )
-    complete = lines[1:-1] if len(head) == 64 * 1024 else lines[1:]
-    for number, line in enumerate(complete, 2):
-        if line and not GO_PROFILE_LINE.match(line):
-            return (
-                f"coverage file {rel} failed to parse at line {number}: {_clip(line, 80)!r} "
-                "is not 'file:l.c,l.c stmts count'"
-            )
+        read_coverage(path)
+    except CoverageError as exc:
+        return f"coverage file {rel} failed to parse: {_clip(str(exc).replace(str(path), rel), 400)}"
     return None
 
 
