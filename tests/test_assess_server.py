@@ -45,5 +45,5 @@ def test_cli_text_and_json(demo_repo: Path, capsys: pytest.CaptureFixture[str]) 
 
 
 def test_cli_bad_input_exits_2(demo_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--repo", str(demo_repo), "assess", "--head", "-rf"]) == 2
+    assert main(["--repo", str(demo_repo), "assess", "--head=-rf"]) == 2
     assert "head '-rf' starts with '-'" in capsys.readouterr().err
