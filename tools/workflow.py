@@ -1,0 +1,324 @@
+"""The one-shot workflow: assess → run the recommended phases in order → rerun failures →
+coverage gaps → GitHub validation when API code changed → report.
+
+It is what the `integration_test_workflow` prompt walks an assistant through, done
+without one (`itest-mcp workflow`). Each step is built on the public function of
+its module; a step whose module is missing from this build, or that fails, is
+recorded with its reason and the workflow goes on: the report says what was not
+done rather than the workflow stopping half way.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from .errors import ItestError
+from .history import try_record_run
+from .models import Model, PhaseRun, RunStatus
+from .repo import Project, ensure_not_option
+from .report import Report, build_report
+from .results_store import save_error, save_latest
+
+log = logging.getLogger("itest_mcp.workflow")
+
+RERUN_FAILURES = 2
+"""Reruns of each failing test inside its phase run: fail-then-pass is flaky, fail-fail-fail is broken."""
+GITHUB_TIMEOUT_S = 60.0
+
+Say = Callable[[str], Awaitable[None]]
+
+
+class WorkflowStep(Model):
+    """One step of the workflow and what came of it."""
+
+    name: str
+    status: str
+    """"ok", "failed" (it ran and found problems), "skipped" (with why) or "error" (it could not run)."""
+    detail: str = ""
+    run_ids: list[str] = Field(default_factory=list)
+
+
+class WorkflowResult(Model):
+    """Every step, the runs made, the report, and the exit code a CI job should use."""
+
+    steps: list[WorkflowStep] = Field(default_factory=list)
+    run_ids: list[str] = Field(default_factory=list)
+    report: Report | None = None
+    exit_code: int = 0
+    """0 every phase passed (flaky allowed), 1 a phase failed, 2 the workflow could not run a phase."""
+
+
+def _optional(module: str, name: str) -> Any:
+    """A public function of a sibling module, or None when this build does not have it yet."""
+    try:
+        return getattr(importlib.import_module(f"itest_mcp.tools.{module}"), name)
+    except (ImportError, AttributeError):
+        return None
+
+
+async def _quiet(_message: str) -> None:
+    return None
+
+
+async def run_workflow(
+    project: Project,
+    base: str | None = None,
+    *,
+    say: Say | None = None,
+    now: datetime | None = None,
+    github_api_url: str | None = None,
+) -> WorkflowResult:
+    """Run the whole integration-test workflow once and build the report."""
+    say = say or _quiet
+    if base is not None:
+        ensure_not_option("base", base)
+    result = WorkflowResult()
+    assessment = await _assess(project, base, result, say)
+    phases = _phases_to_run(project, assessment, result)
+    runs = await _run_phases(project, phases, result, say)
+    _rerun_summary(runs, result)
+    await _coverage(project, runs, result, say)
+    await _github(project, assessment, result, say, github_api_url)
+    await say("building the report")
+    try:
+        result.report = build_report(project, result.run_ids or None, now=now)
+        result.steps.append(
+            WorkflowStep(
+                name="report",
+                status="ok",
+                detail=f"saved {result.report.files.markdown} and {result.report.files.json_path}",
+            )
+        )
+    except ItestError as exc:
+        result.steps.append(WorkflowStep(name="report", status="error", detail=str(exc)))
+        result.exit_code = 2
+    return result
+
+
+async def _assess(project: Project, base: str | None, result: WorkflowResult, say: Say) -> BaseModel | None:
+    assess_changes = _optional("changes", "assess_changes")
+    if assess_changes is None:
+        result.steps.append(WorkflowStep(name="assess", status="skipped", detail="assess_changes is not in this build"))
+        return None
+    await say("assessing changes" + (f" against {base}" if base else ""))
+    try:
+        assessment: BaseModel = assess_changes(project, base)
+    except ItestError as exc:
+        result.steps.append(
+            WorkflowStep(name="assess", status="error", detail=f"{exc}; running every available phase instead")
+        )
+        return None
+    save_latest(project, "assess", assessment)
+    summary = getattr(assessment, "summary", "")
+    result.steps.append(WorkflowStep(name="assess", status="ok", detail=str(summary)))
+    return assessment
+
+
+def _phases_to_run(project: Project, assessment: BaseModel | None, result: WorkflowResult) -> list[str]:
+    from .phases import load_phases
+
+    phase_set = load_phases(project)
+    available = [p.name for p in phase_set.phases if p.available]
+    if assessment is None:
+        return available
+    recommended = getattr(assessment, "recommended", []) or []
+    names = [r.phase for r in recommended if getattr(r, "available", True)]
+    missing = [r.phase for r in recommended if not getattr(r, "available", True)]
+    if missing:
+        result.steps.append(
+            WorkflowStep(
+                name="phases",
+                status="skipped",
+                detail=f"recommended but cannot run here: {', '.join(missing)} (see list_phases notes)",
+            )
+        )
+    if not names and not missing:
+        result.steps.append(
+            WorkflowStep(name="phases", status="skipped", detail="assess_changes recommends no phase for this change")
+        )
+    order = {name: i for i, name in enumerate(phase_set.names())}
+    return sorted(names, key=lambda n: order.get(n, len(order)))
+
+
+async def _run_phases(project: Project, phases: list[str], result: WorkflowResult, say: Say) -> list[PhaseRun]:
+    run_phase = _optional("runner", "run_phase")
+    options_type = _optional("runner", "RunOptions")
+    if run_phase is None or options_type is None:
+        result.steps.append(WorkflowStep(name="run", status="skipped", detail="run_phase is not in this build"))
+        return []
+    runs: list[PhaseRun] = []
+    for index, name in enumerate(phases, 1):
+        await say(f"running phase {name} ({index}/{len(phases)})")
+        try:
+            run: PhaseRun = await run_phase(
+                project, name, options_type(rerun_failures=RERUN_FAILURES, coverage=_wants_coverage(project, name))
+            )
+        except ItestError as exc:
+            result.steps.append(WorkflowStep(name=f"run {name}", status="error", detail=str(exc)))
+            result.exit_code = max(result.exit_code, 2)
+            continue
+        note = try_record_run(project, run)
+        if note:
+            log.warning("%s", note)
+        runs.append(run)
+        result.run_ids.append(run.run_id)
+        t = run.report.totals
+        status = "ok" if run.status is RunStatus.PASSED else "failed"
+        if run.status is not RunStatus.PASSED:
+            result.exit_code = max(result.exit_code, 1)
+        result.steps.append(
+            WorkflowStep(
+                name=f"run {name}",
+                status=status,
+                detail=(
+                    f"{run.status.value} in {run.duration_s:.1f} s: {t.tests} tests, {t.passed} passed, "
+                    f"{t.failed} failed, {t.errors} errors, {t.skipped} skipped, {t.flaky} flaky"
+                ),
+                run_ids=[run.run_id],
+            )
+        )
+    return runs
+
+
+def _wants_coverage(project: Project, phase: str) -> bool:
+    # Coverage needs a phase the runner can instrument (go or pytest); a command phase writes its own.
+    from .phases import Runner, load_phases
+
+    try:
+        return load_phases(project).get(phase).runner in (Runner.GO, Runner.PYTEST)
+    except ItestError:
+        return False
+
+
+def _rerun_summary(runs: list[PhaseRun], result: WorkflowResult) -> None:
+    if not runs:
+        return
+    flaky = sum(r.report.totals.flaky for r in runs)
+    failed = sum(r.report.totals.failed + r.report.totals.errors for r in runs)
+    if not flaky and not failed:
+        detail = "no failures to rerun"
+    else:
+        detail = (
+            f"each failing test was rerun up to {RERUN_FAILURES} times: {flaky} passed on a rerun (flaky), "
+            f"{failed} failed every attempt"
+        )
+    result.steps.append(
+        WorkflowStep(name="rerun failures", status="failed" if failed else "ok", detail=detail, run_ids=[])
+    )
+
+
+async def _coverage(project: Project, runs: list[PhaseRun], result: WorkflowResult, say: Say) -> None:
+    find_gaps = _optional("coverage", "find_coverage_gaps")
+    files = [c for r in runs for c in r.artifacts.coverage]
+    if find_gaps is None:
+        result.steps.append(
+            WorkflowStep(name="coverage gaps", status="skipped", detail="find_coverage_gaps is not in this build")
+        )
+        return
+    if not files:
+        result.steps.append(
+            WorkflowStep(name="coverage gaps", status="skipped", detail="no run of this workflow wrote a coverage file")
+        )
+        return
+    await say("finding coverage gaps")
+    import inspect
+
+    kwargs: dict[str, Any] = {}
+    params = inspect.signature(find_gaps).parameters
+    if "run_ids" in params:
+        kwargs["run_ids"] = [r.run_id for r in runs]
+    elif "runs" in params:
+        kwargs["runs"] = [r.run_id for r in runs]
+    try:
+        outcome = find_gaps(project, **kwargs)
+        gaps: BaseModel = await outcome if inspect.isawaitable(outcome) else outcome
+    except ItestError as exc:
+        save_error(project, "coverage", exc)
+        result.steps.append(WorkflowStep(name="coverage gaps", status="error", detail=str(exc)))
+        return
+    save_latest(project, "coverage", gaps)
+    result.steps.append(WorkflowStep(name="coverage gaps", status="ok", detail=f"from {len(files)} coverage file(s)"))
+
+
+def _api_changed(assessment: BaseModel | None) -> bool:
+    categories = getattr(assessment, "categories", None) or []
+    return any(getattr(c, "category", None) == "github-api" for c in categories)
+
+
+async def _github(
+    project: Project, assessment: BaseModel | None, result: WorkflowResult, say: Say, api_url: str | None
+) -> None:
+    if assessment is None or not _api_changed(assessment):
+        why = "no assessment" if assessment is None else "no GitHub API code changed"
+        result.steps.append(WorkflowStep(name="github validation", status="skipped", detail=why))
+        return
+    validate = _optional("github_validate", "validate_github_api")
+    if validate is None:
+        result.steps.append(
+            WorkflowStep(name="github validation", status="skipped", detail="validate_github_api is not in this build")
+        )
+        return
+    await say("validating GitHub API access (GitHub API code changed)")
+    try:
+        validation: BaseModel = await validate(project, api_url=api_url, timeout_s=GITHUB_TIMEOUT_S)
+    except ItestError as exc:
+        save_error(project, "github", exc)
+        result.steps.append(WorkflowStep(name="github validation", status="error", detail=str(exc)))
+        return
+    save_latest(project, "github", validation)
+    ok = bool(getattr(validation, "ok", False))
+    problems = getattr(validation, "problems", []) or []
+    detail = "ok" if ok else "; ".join(str(p) for p in problems[:3]) or "not ok"
+    result.steps.append(WorkflowStep(name="github validation", status="ok" if ok else "failed", detail=detail))
+
+
+def render_workflow(result: WorkflowResult) -> str:
+    """The steps as terminal lines, then where the report is."""
+    marks = {"ok": "✓", "failed": "✗", "skipped": "–", "error": "!"}
+    lines = [f"{marks.get(s.status, '?')} {s.name}: {s.detail}" for s in result.steps]
+    if result.report is not None:
+        r = result.report
+        t = r.summary.totals
+        lines.append("")
+        lines.append(
+            f"report {r.report_id}: {len(r.run_ids)} run(s), {t.tests} tests, {t.passed} passed, "
+            f"{t.failed + t.errors} failed, {t.flaky} flaky; {len(r.findings.failures)} failure finding(s), "
+            f"{len(r.recommendations)} recommendation(s)"
+        )
+        lines.append(f"  {r.files.markdown}")
+    return "\n".join(lines)
+
+
+def workflow_prompt(focus: str | None = None) -> str:
+    """The `integration_test_workflow` prompt: the steps an assistant follows, with the tool for each."""
+    focus_text = (
+        f"\nFocus: {focus.strip()}. Keep to phases, tests and findings that bear on it, and say so in the "
+        "report summary when you leave something out.\n"
+        if focus and focus.strip()
+        else ""
+    )
+    return f"""Run this repository's integration-test workflow with the itest-mcp tools, in this order.
+{focus_text}
+1. Assess: call `assess_changes` (pass `base` if the user named a branch or commit). Read its categories,
+   risk lines and `recommended` phases with their reasons. If nothing is recommended, say why (its
+   `not_recommended` list) and stop after step 6.
+2. Run: call `run_phase` for each recommended phase in the order given (or `run_phases` with the list),
+   with `rerun_failures=2` and `coverage=true`. Report progress as it comes. Do not invent commands: only
+   phases from `list_phases` run.
+3. Rerun failures: a test that failed and then passed on a rerun is flaky; one that failed every attempt is
+   broken. For a broken test, read its failure (file:line, message) and, if needed, the run log resource
+   `itest://runs/{{run_id}}/log`. Call `flaky_tests` to see whether it failed in earlier runs too.
+4. Coverage gaps: call `find_coverage_gaps` on the runs that wrote coverage; note changed lines no test
+   executes.
+5. GitHub validation: only if `assess_changes` listed the `github-api` category, call
+   `validate_github_api` and note token, rate-limit and access problems.
+6. Report: call `build_report` with the run ids from step 2 (format `md`; `html` when the user wants a
+   file to share). Present its four sections — Test Execution Summary, Critical Findings, Coverage
+   Analysis, Recommendations — and quote its numbers; add no claim the report does not back with data.
+"""
