@@ -20,6 +20,7 @@ TOOL_MODULES: tuple[str, ...] = (
     "tool_faults",
     "tool_github",
     "tool_run",
+    "tool_coverage",
 )
 
 INSTRUCTIONS = """\

@@ -101,7 +101,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "server errors (5xx)",
         (
             ("5xx status", r"StatusInternalServerError|StatusBadGateway|StatusServiceUnavailable|StatusGatewayTimeout"),
-            ("5xx code", r"\(\s*50[0-4]\s*,|(?i)status\w*\s*(=|==|:)\s*50[0-4]\b"),
+            ("5xx code", r"\(\s*50[0-4]\s*,|[Ss]tatus\w*\s*(=|==|:)\s*50[0-4]\b"),
         ),
         ("retry", "http"),
         "answer 500/502/503 and assert the retry or the error the caller sees",

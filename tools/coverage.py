@@ -1,0 +1,491 @@
+"""`find_coverage_gaps`: coverage on the changed lines, uncovered risky functions, untested edge-case scenarios.
+
+Inputs are coverage files (any format `covreaders` reads) or the latest run that
+produced coverage, and the changed line ranges of `gitdiff.collect_changes`.
+Changed-line numbers follow diff-cover exactly for the files a report measures
+(measured = changed lines with coverage data; uncovered = those never executed);
+changed source files with no coverage data at all are listed and, unless told
+otherwise, counted as uncovered in `percent_with_unmeasured`.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+from pathlib import Path
+
+from pydantic import Field
+
+from .covmap import PathMatcher, UnmatchedPath
+from .covreaders import (
+    FileData,
+    _GoRun,
+    _merge_runs,
+    merge_line_files,
+    read_coverage,
+    span_lines,
+)
+from .errors import NotFoundError
+from .gitdiff import ChangedFile, LineRange, collect_changes
+from .gofuncs import FuncInfo, go_functions, python_functions
+from .models import Model, PhaseRun
+from .repo import Project
+from .scenarios import ScenarioResult, assess_scenarios
+
+RUN_COVERAGE_NAMES = ("coverage.out", "coverage.xml", "lcov.info", "coverage.lcov", "jacoco.xml")
+FILES_LIMIT = 25
+FUNCTIONS_LIMIT = 15
+TOP_GAPS = 8
+FUNCTION_FILES_LIMIT = 200
+_TEST_FILE = re.compile(r"(^|/)(tests?|testdata)/|_test\.go$|(^|/)test_[^/]*\.py$|_test\.py$|(^|/)conftest\.py$")
+_RISKY_PATH = re.compile(r"(?i)(http|client|api|net|retry|sync|fetch|github|request|transport|rpc)")
+SIGNAL_WEIGHTS = {
+    "http": 5, "net": 5, "rpc": 5, "retry": 5, "backoff": 4, "attempt": 3, "ratelimit": 4, "auth": 3, "token": 2,
+    "goroutine": 4, "sync": 4, "select": 3, "channel": 3, "lock": 3, "context": 2, "timeout": 3, "deadline": 2,
+    "sleep": 2, "json": 1,
+}  # fmt: skip
+
+
+class CoverageInput(Model):
+    """One coverage file that was read."""
+
+    file: str
+    format: str
+    mode: str | None = None
+    files: int = 0
+    entries: int = 0
+
+
+class FileCoverage(Model):
+    """Coverage of one file (statements for Go, lines otherwise)."""
+
+    path: str
+    unit: str
+    measured: int
+    covered: int
+    percent: float | None
+
+
+class ChangedFileCoverage(Model):
+    """Coverage of one changed file's changed lines."""
+
+    path: str
+    status: str
+    """`measured`, `no-data` (a source file the reports do not cover) or `not-source`."""
+    changed_lines: int
+    measured: int = 0
+    covered: int = 0
+    uncovered: int = 0
+    percent: float | None = None
+    uncovered_ranges: list[LineRange] = Field(default_factory=list)
+
+
+class PatchCoverage(Model):
+    """Coverage of all changed lines: `percent` equals diff-cover's on the same diff and Cobertura report."""
+
+    measured: int = 0
+    covered: int = 0
+    uncovered: int = 0
+    percent: float | None = None
+    unmeasured_files: list[str] = Field(default_factory=list)
+    unmeasured_lines: int = 0
+    count_unmeasured: bool = True
+    percent_with_unmeasured: float | None = None
+    """Counting the changed lines of unmeasured source files as uncovered (when `count_unmeasured`)."""
+
+
+class UncoveredFunction(Model):
+    """A function with no (or little) executed code, ranked by risk."""
+
+    file: str
+    name: str
+    line: int
+    end_line: int
+    measured: int
+    covered: int
+    changed: bool = False
+    risk: int = 0
+    reasons: list[str] = Field(default_factory=list)
+
+
+class GapItem(Model):
+    """One gap worth closing, in order."""
+
+    rank: int
+    kind: str
+    what: str
+    where: str
+    why: str
+
+
+class Totals(Model):
+    measured: int = 0
+    covered: int = 0
+    percent: float | None = None
+    files: int = 0
+
+
+class CoverageGaps(Model):
+    """Result of find_coverage_gaps."""
+
+    project_root: str
+    run_id: str | None = None
+    inputs: list[CoverageInput] = Field(default_factory=list)
+    base: str | None = None
+    base_label: str = ""
+    head_label: str = ""
+    totals: Totals = Field(default_factory=Totals)
+    files: list[FileCoverage] = Field(default_factory=list)
+    """Changed files first, then the least covered, up to a limit (`files_total` says how many exist)."""
+    files_total: int = 0
+    patch: PatchCoverage = Field(default_factory=PatchCoverage)
+    changed_files: list[ChangedFileCoverage] = Field(default_factory=list)
+    uncovered_functions: list[UncoveredFunction] = Field(default_factory=list)
+    scenarios: list[ScenarioResult] = Field(default_factory=list)
+    top_gaps: list[GapItem] = Field(default_factory=list)
+    unmatched: list[UnmatchedPath] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+
+
+def _pct(covered: int, measured: int) -> float | None:
+    return round(100.0 * covered / measured, 2) if measured else None
+
+
+# -- loading --------------------------------------------------------------------------------
+
+
+def latest_run_coverage(project: Project) -> tuple[str, list[Path]]:
+    """The newest run folder with coverage files (run ids sort by time) and those files."""
+    runs = project.root / ".itest" / "runs"
+    if runs.is_dir():
+        for run_dir in sorted((p for p in runs.iterdir() if p.is_dir()), key=lambda p: p.name, reverse=True):
+            found = _run_files(project, run_dir)
+            if found:
+                return run_dir.name, found
+    raise NotFoundError(
+        "no coverage files were given and no run under .itest/runs produced coverage; "
+        "run a phase with coverage=true (run_phase) or pass coverage files"
+    )
+
+
+def run_coverage(project: Project, run_id: str) -> list[Path]:
+    """The coverage files of one run, or NotFoundError naming the run."""
+    if "/" in run_id or "\\" in run_id or run_id.startswith((".", "-")):
+        raise NotFoundError(f"run id {run_id!r} is not a run folder name; list runs with `itest-mcp history`")
+    run_dir = project.root / ".itest" / "runs" / run_id
+    if not run_dir.is_dir():
+        raise NotFoundError(f"run {run_id!r} does not exist under {project.root / '.itest' / 'runs'}")
+    found = _run_files(project, run_dir)
+    if not found:
+        raise NotFoundError(f"run {run_id!r} produced no coverage files; rerun the phase with coverage=true")
+    return found
+
+
+def _run_files(project: Project, run_dir: Path) -> list[Path]:
+    record = run_dir / "run.json"
+    if record.is_file():
+        try:
+            run = PhaseRun.model_validate(json.loads(record.read_text(encoding="utf-8")))
+            paths = [project.root / p for p in run.artifacts.coverage]
+            paths = [p for p in paths if p.is_file()]
+            if paths:
+                return paths
+        except (ValueError, OSError):
+            pass
+    return [run_dir / n for n in RUN_COVERAGE_NAMES if (run_dir / n).is_file()]
+
+
+def load_coverage(
+    paths: list[Path], matcher: PathMatcher, project: Project | None = None
+) -> tuple[dict[str, FileData], list[CoverageInput], list[UnmatchedPath], list[str]]:
+    """Read every file, map its names to repository files and merge what several reports say about one file."""
+    merged: dict[str, FileData] = {}
+    inputs: list[CoverageInput] = []
+    unmatched: list[UnmatchedPath] = []
+    notes: list[str] = []
+    for path in paths:
+        data = read_coverage(path)
+        shown = project.rel(path) if project else str(path)
+        inputs.append(
+            CoverageInput(
+                file=shown, format=data.format, mode=data.mode, files=len(data.files), entries=data.entries_read
+            )
+        )
+        notes.extend(data.notes)
+        for name, fd in data.files.items():
+            rel = matcher.match(name, data.sources)
+            if rel is None:
+                unmatched.append(matcher.describe_miss(name, shown))
+                continue
+            fd.name = rel
+            old = merged.get(rel)
+            merged[rel] = fd if old is None else _merge_files(old, fd)
+        data.files.clear()
+    if unmatched:
+        notes.append(
+            f"{len(unmatched)} file name(s) in the coverage data match no repository file (see `unmatched`); "
+            "their lines are not counted"
+        )
+    return merged, inputs, unmatched, notes
+
+
+def _merge_files(a: FileData, b: FileData) -> FileData:
+    if a.blob and b.blob:
+        run = _merge_runs(_GoRun(a.blob, a.weights, a.flags), _GoRun(b.blob, b.weights, b.flags))
+        return FileData(name=a.name, unit="statements", blob=run.blob, weights=run.weights, flags=run.flags)
+    return merge_line_files(a, b)
+
+
+# -- the join ----------------------------------------------------------------------------------
+
+
+def is_source_file(path: str, extensions: set[str]) -> bool:
+    """A non-test file with an extension the coverage data covers."""
+    return posixpath.splitext(path)[1] in extensions and not _TEST_FILE.search(path)
+
+
+def join_changes(
+    files: dict[str, FileData], changed: list[ChangedFile], *, count_unmeasured: bool = True
+) -> tuple[list[ChangedFileCoverage], PatchCoverage]:
+    """Changed-line coverage per changed file and in total (diff-cover's rules for measured files)."""
+    extensions = {posixpath.splitext(p)[1] for p in files}
+    out: list[ChangedFileCoverage] = []
+    patch = PatchCoverage(count_unmeasured=count_unmeasured)
+    for cf in changed:
+        if cf.status == "deleted" or cf.binary or not cf.ranges:
+            continue
+        changed_lines = sum(r.end - r.start + 1 for r in cf.ranges)
+        fd = files.get(cf.path)
+        if fd is None:
+            if is_source_file(cf.path, extensions):
+                out.append(ChangedFileCoverage(path=cf.path, status="no-data", changed_lines=changed_lines))
+                patch.unmeasured_files.append(cf.path)
+                patch.unmeasured_lines += changed_lines
+            continue
+        measured_spans: list[tuple[int, int]] = []
+        uncovered_spans: list[tuple[int, int]] = []
+        for r in cf.ranges:
+            m, u = fd.query(r.start, r.end)
+            measured_spans.extend(m)
+            uncovered_spans.extend(u)
+        measured = span_lines(measured_spans)
+        uncovered = span_lines(uncovered_spans)
+        covered = measured - uncovered
+        if measured == 0:
+            out.append(ChangedFileCoverage(path=cf.path, status="measured", changed_lines=changed_lines))
+            continue
+        out.append(
+            ChangedFileCoverage(
+                path=cf.path,
+                status="measured",
+                changed_lines=changed_lines,
+                measured=measured,
+                covered=covered,
+                uncovered=uncovered,
+                percent=_pct(covered, measured),
+                uncovered_ranges=[LineRange(start=s, end=e) for s, e in uncovered_spans],
+            )
+        )
+        patch.measured += measured
+        patch.covered += covered
+        patch.uncovered += uncovered
+    patch.percent = _pct(patch.covered, patch.measured)
+    extra = patch.unmeasured_lines if count_unmeasured else 0
+    patch.percent_with_unmeasured = _pct(patch.covered, patch.measured + extra)
+    return out, patch
+
+
+def file_totals(files: dict[str, FileData]) -> tuple[Totals, list[FileCoverage]]:
+    """Overall and per-file totals."""
+    per: list[FileCoverage] = []
+    tm = tc = 0
+    for path, fd in files.items():
+        m, c = fd.totals()
+        tm += m
+        tc += c
+        per.append(FileCoverage(path=path, unit=fd.unit, measured=m, covered=c, percent=_pct(c, m)))
+    return Totals(measured=tm, covered=tc, percent=_pct(tc, tm), files=len(per)), per
+
+
+# -- functions ---------------------------------------------------------------------------------
+
+
+def function_coverage(
+    project_root: Path,
+    files: dict[str, FileData],
+    changed: dict[str, list[LineRange]],
+    notes: list[str],
+) -> tuple[list[UncoveredFunction], dict[str, dict[str, list[FuncInfo]]]]:
+    """Uncovered functions of the changed and network/API files, ranked by risk; and the functions found."""
+    wanted = [p for p in files if p in changed or _RISKY_PATH.search(p)]
+    wanted = sorted(wanted, key=lambda p: (p not in changed, p))[:FUNCTION_FILES_LIMIT]
+    go_files = [p for p in wanted if p.endswith(".go") and not p.endswith("_test.go") and (project_root / p).is_file()]
+    py_files = [p for p in wanted if p.endswith(".py") and (project_root / p).is_file()]
+    found = {
+        "go": go_functions(project_root, go_files, notes),
+        "python": python_functions(project_root, py_files, notes),
+    }
+    out: list[UncoveredFunction] = []
+    for lang_funcs in found.values():
+        for path, funcs in lang_funcs.items():
+            fd = files.get(path)
+            if fd is None:
+                continue
+            ranges = changed.get(path, [])
+            for fn in funcs:
+                m_spans, u_spans = fd.query(fn.line, fn.end)
+                measured = span_lines(m_spans)
+                if not measured:
+                    continue
+                covered = measured - span_lines(u_spans)
+                is_changed = any(r.start <= fn.end and r.end >= fn.line for r in ranges)
+                if covered * 2 >= measured:
+                    continue
+                reasons = [s for s in fn.signals if s in SIGNAL_WEIGHTS]
+                risk = sum(SIGNAL_WEIGHTS[s] for s in reasons)
+                if _RISKY_PATH.search(path):
+                    risk += 2
+                if is_changed:
+                    risk += 6
+                    reasons.append("changed")
+                if covered == 0:
+                    risk += 3
+                    reasons.append("never executed")
+                out.append(
+                    UncoveredFunction(
+                        file=path,
+                        name=fn.name,
+                        line=fn.line,
+                        end_line=fn.end,
+                        measured=measured,
+                        covered=covered,
+                        changed=is_changed,
+                        risk=risk,
+                        reasons=reasons,
+                    )
+                )
+    out.sort(key=lambda f: (-f.risk, -(f.measured - f.covered), f.file, f.line))
+    return out, found
+
+
+def functions_under_test(project_root: Path, notes: list[str]) -> dict[str, dict[str, list[FuncInfo]]]:
+    """Functions of non-test Go and Python files when no coverage points at them (for scenario suggestions)."""
+    from .covmap import list_files
+
+    all_files = [f for f in list_files(project_root) if not _TEST_FILE.search(f)]
+    go = [f for f in all_files if f.endswith(".go")][:FUNCTION_FILES_LIMIT]
+    py = [f for f in all_files if f.endswith(".py") and "/" in f][:FUNCTION_FILES_LIMIT]
+    return {"go": go_functions(project_root, go, notes), "python": python_functions(project_root, py, notes)}
+
+
+# -- the tool --------------------------------------------------------------------------------------
+
+
+def find_coverage_gaps(
+    project: Project,
+    files: list[str] | None = None,
+    *,
+    run_id: str | None = None,
+    base: str | None = None,
+    count_unmeasured: bool = True,
+    include_worktree: bool = True,
+    all_files: bool = False,
+    scenarios: bool = True,
+) -> CoverageGaps:
+    """Coverage totals, changed-line coverage, uncovered risky functions and scenario gaps."""
+    notes: list[str] = []
+    if files:
+        paths = [project.resolve_path(f, what="coverage file", must_exist=True) for f in files]
+        used_run = run_id
+        if run_id:
+            notes.append("coverage files were given, so --run was ignored")
+            used_run = None
+    elif run_id:
+        paths, used_run = run_coverage(project, run_id), run_id
+    else:
+        used_run, paths = latest_run_coverage(project)
+        notes.append(f"coverage from the latest run with coverage: {used_run}")
+    matcher = PathMatcher(project.root)
+    data, inputs, unmatched, load_notes = load_coverage(paths, matcher, project)
+    notes.extend(load_notes)
+    changes = collect_changes(project, base, include_worktree=include_worktree)
+    notes.extend(changes.notes)
+    changed_cov, patch = join_changes(data, changes.files, count_unmeasured=count_unmeasured)
+    totals, per_file = file_totals(data)
+    changed_paths = {c.path for c in changed_cov}
+    per_file.sort(key=lambda f: (f.path not in changed_paths, f.percent if f.percent is not None else 101.0, f.path))
+    changed_ranges = {cf.path: cf.ranges for cf in changes.files if cf.status != "deleted"}
+    functions, found = function_coverage(project.root, data, changed_ranges, notes)
+    scen: list[ScenarioResult] = []
+    if scenarios:
+        if not any(found.values()):
+            found = functions_under_test(project.root, notes)
+        scen = assess_scenarios(project.root, found)
+    result = CoverageGaps(
+        project_root=str(project.root),
+        run_id=used_run,
+        inputs=inputs,
+        base=changes.base,
+        base_label=changes.base_label,
+        head_label=changes.head_label,
+        totals=totals,
+        files=per_file if all_files else per_file[:FILES_LIMIT],
+        files_total=len(per_file),
+        patch=patch,
+        changed_files=changed_cov,
+        uncovered_functions=functions[:FUNCTIONS_LIMIT],
+        scenarios=scen,
+        unmatched=unmatched[:50],
+        notes=notes,
+    )
+    result.top_gaps = rank_gaps(result)
+    return result
+
+
+def rank_gaps(result: CoverageGaps) -> list[GapItem]:
+    """The few gaps worth closing first: risky uncovered changed code, missing network scenarios, risky functions."""
+    scored: list[tuple[int, str, str, str, str]] = []
+    risky_fn = {(f.file, f.name): f for f in result.uncovered_functions}
+    for cf in result.changed_files:
+        if cf.status == "no-data":
+            scored.append(
+                (30, "changed-file-without-coverage", cf.path, cf.path, "changed source file the tests never load")
+            )
+        elif cf.uncovered:
+            risk = 10 + min(cf.uncovered, 20) + (8 if _RISKY_PATH.search(cf.path) else 0)
+            first = cf.uncovered_ranges[0]
+            scored.append(
+                (
+                    risk,
+                    "uncovered-changed-lines",
+                    f"{cf.uncovered} changed line(s) never executed",
+                    f"{cf.path}:{first.start}",
+                    f"patch coverage of this file is {cf.percent}%",
+                )  # fmt: skip
+            )
+    for f in result.uncovered_functions[:5]:
+        scored.append((f.risk, "uncovered-function", f.name, f"{f.file}:{f.line}", ", ".join(f.reasons) or "uncovered"))
+    weights = {"retry-exhaustion": 14, "rate-limiting": 14, "auth-failure": 12, "connection-timeout": 13,
+               "context-cancellation": 12, "concurrency": 12, "server-errors": 11, "malformed-payload": 10,
+               "intermittent-failure": 11, "connection-refused": 9}  # fmt: skip
+    for s in result.scenarios:
+        if s.exercised or s.suggestion is None:
+            continue
+        risk = weights.get(s.scenario, 8)
+        if s.suggestion.function and any(k[1] == s.suggestion.function for k in risky_fn):
+            risk += 4
+        scored.append(
+            (
+                risk,
+                "missing-scenario",
+                f"{s.title} ({s.suite}): write {s.suggestion.test}",
+                s.suggestion.file,
+                s.suggestion.how,
+            )
+        )
+    scored.sort(key=lambda x: -x[0])
+    return [
+        GapItem(rank=i + 1, kind=k, what=w, where=loc, why=why)
+        for i, (_, k, w, loc, why) in enumerate(scored[:TOP_GAPS])
+    ]
