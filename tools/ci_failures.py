@@ -591,6 +591,9 @@ async def _fill_job_log(
     if response.status in (401, 403):
         job.log.note = f"log not readable ({response.status}): the token needs actions:read on {full_name}"
         return
+    if response.status == 416:  # a Range on an empty log
+        job.log.note = "the log is empty"
+        return
     if not 200 <= response.status < 300:
         job.log.note = f"log download answered {response.status}"
         return
