@@ -175,3 +175,34 @@ def test_cli_list_and_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert data["report"]["verdict"] == "failed" and data["report"]["figures"]["immediate_retries"] == 2
     assert main(["--repo", str(root), "faults", "integration", "--profile", "nope"]) == 2
     assert "unknown fault profile 'nope'" in capsys.readouterr().err
+
+
+STALL_PROFILE = """
+[faults.profiles.stall-check]
+seed = 5
+faults = [
+  {kind = "stall", stall_s = 3, first = 1},
+  {kind = "concurrency_cap", max_concurrent = 2, over_cap = "queue"},
+  {kind = "latency", latency_ms = 50, after = 1},
+]
+"""
+
+
+@needs_go
+@pytest.mark.anyio
+async def test_go_clients_under_a_stall_and_a_concurrency_cap(tmp_path: Path) -> None:
+    good_root = make_project(tmp_path, "go_good", GO_PHASE, STALL_PROFILE)
+    bad_root = make_project(tmp_path, "go_bad", GO_PHASE, STALL_PROFILE)
+    options = RunOptions(test="TestFetchRepo|TestConcurrentFetch")
+    good = await run_phase_with_faults(open_project(good_root), "integration", "stall-check", options)
+    bad = await run_phase_with_faults(open_project(bad_root), "integration", "stall-check", options)
+
+    good_cases = {e.name: e for e in good.report.edge_cases}
+    bad_cases = {e.name: e for e in bad.report.edge_cases}
+    assert good_cases["connection timeouts"].verdict is Verdict.SURVIVED
+    assert 0.8 <= good.report.figures.client_timeout_after_s[0] < 2.0
+    assert bad_cases["connection timeouts"].verdict is Verdict.FAILED
+    assert bad.report.figures.waited_full_stall == 1
+    for run in (good, bad):
+        assert run.report.figures.max_in_flight >= 2 and run.report.figures.queued >= 1
+        assert {e.name: e for e in run.report.edge_cases}["concurrent request handling"].verdict is Verdict.SURVIVED
