@@ -168,7 +168,7 @@ class Fault(Model):
         if self.first:
             when.append(f"first {self.first}")
         if self.every:
-            when.append(f"every {self.every}th")
+            when.append(f"every {self.every}")
         if self.probability < 1:
             when.append(f"p={self.probability:g}")
         if self.path:
