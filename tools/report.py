@@ -260,14 +260,29 @@ class CoverageGapEntry(Model):
     detail: str = ""
 
 
+class TestIdea(Model):
+    """A test to add, with the coverage data behind it."""
+
+    __test__ = False
+
+    text: str
+    evidence: str
+
+
 class CoverageAnalysis(Model):
     """Coverage Analysis: well-covered areas, gaps, scenarios the suites never exercise."""
 
     source: str | None = None
     total_percent: float | None = None
+    total_lines: str | None = None
+    """"covered/measured over N files"."""
+    changed_lines_percent: float | None = None
+    changed_lines: str | None = None
     well_covered: list[CoverageFile] = Field(default_factory=list)
     gaps: list[CoverageGapEntry] = Field(default_factory=list)
     unexercised: list[str] = Field(default_factory=list)
+    test_ideas: list[TestIdea] = Field(default_factory=list)
+    """New tests the coverage result calls for (its ranked gaps and scenario suggestions)."""
     notes: list[str] = Field(default_factory=list)
 
 
@@ -785,52 +800,96 @@ def _coverage(
         analysis.notes.append(message)
         return analysis
     analysis.source = f"{project.rel(project.state_dir)}/latest/coverage.json"
-    total = _get(data, "total_percent", "percent", "coverage_percent", "total")
+    _read_coverage_result(data, analysis)
+    return analysis
+
+
+def _read_coverage_result(data: dict[str, Any], analysis: CoverageAnalysis) -> None:
+    """Fill the analysis from a find_coverage_gaps result, reading every field defensively."""
+    src = analysis.source
+    totals = _get(data, "totals")
+    total = _get(totals, "percent") if isinstance(totals, dict) else _get(data, "total_percent", "percent")
     if isinstance(total, int | float):
         analysis.total_percent = round(float(total), 2)
-    files = _get(data, "files", "packages", "per_file")
+        if isinstance(totals, dict):
+            covered, measured, files = (totals.get(k, "?") for k in ("covered", "measured", "files"))
+            analysis.total_lines = f"{covered}/{measured} lines over {files} files"
+    patch = _get(data, "patch")
+    if isinstance(patch, dict) and isinstance(patch.get("percent"), int | float):
+        analysis.changed_lines_percent = round(float(patch["percent"]), 2)
+        analysis.changed_lines = f"{patch.get('covered', '?')}/{patch.get('measured', '?')} changed lines covered"
     areas: list[CoverageFile] = []
-    if isinstance(files, list):
-        for item in files:
-            if isinstance(item, dict):
-                name = _get(item, "path", "file", "name", "package")
-                pct = _get(item, "percent", "coverage_percent", "covered_percent")
-                if isinstance(name, str) and isinstance(pct, int | float):
-                    areas.append(CoverageFile(name=name, percent=round(float(pct), 2)))
-    elif isinstance(files, dict):
-        for name, pct in files.items():
-            if isinstance(pct, int | float):
-                areas.append(CoverageFile(name=str(name), percent=round(float(pct), 2)))
+    for item in _get(data, "files") or []:
+        if isinstance(item, dict):
+            name = _get(item, "path", "file", "name")
+            pct = _get(item, "percent")
+            if isinstance(name, str) and isinstance(pct, int | float) and item.get("measured", 1):
+                areas.append(CoverageFile(name=name, percent=round(float(pct), 2)))
     areas.sort(key=lambda a: (-a.percent, a.name))
     analysis.well_covered = [a for a in areas if a.percent >= WELL_COVERED][:15]
-    gaps = _get(data, "gaps", "uncovered", "uncovered_changes", "changed_uncovered")
-    if isinstance(gaps, list):
-        for gap in gaps[:50]:
-            if not isinstance(gap, dict):
-                continue
-            file = _get(gap, "file", "path")
-            if not isinstance(file, str):
-                continue
-            analysis.gaps.append(
-                CoverageGapEntry(
-                    file=file,
-                    lines=_lines_text(gap),
-                    detail=str(_get(gap, "reason", "kind", "detail", "function") or ""),
+    for changed in _get(data, "changed_files") or []:
+        if not isinstance(changed, dict) or not isinstance(changed.get("path"), str):
+            continue
+        ranges = changed.get("uncovered_ranges") or []
+        if not ranges:
+            continue
+        analysis.gaps.append(
+            CoverageGapEntry(
+                file=changed["path"],
+                lines=_lines_text({"lines": ranges}),
+                detail=f"{changed.get('uncovered', len(ranges))} changed line(s) no test executed",
+            )
+        )
+    for func in _get(data, "uncovered_functions") or []:
+        if not isinstance(func, dict) or not isinstance(func.get("file"), str):
+            continue
+        reasons = ", ".join(str(r) for r in func.get("reasons") or [])
+        analysis.gaps.append(
+            CoverageGapEntry(
+                file=f"{func['file']}:{func.get('line', '?')}",
+                lines=f"{func.get('line', '?')}-{func.get('end_line', '?')}",
+                detail=f"function {func.get('name')}: {func.get('covered', 0)}/{func.get('measured', 0)} lines covered"
+                + (f" ({reasons})" if reasons else ""),
+            )
+        )
+    del analysis.gaps[50:]
+    for scenario in _get(data, "scenarios") or []:
+        if not isinstance(scenario, dict) or scenario.get("exercised") is not False:
+            continue
+        title = f"{scenario.get('suite', '?')}: {scenario.get('title') or scenario.get('scenario')}"
+        analysis.unexercised.append(title)
+        suggestion = scenario.get("suggestion")
+        if isinstance(suggestion, dict) and suggestion.get("test"):
+            analysis.test_ideas.append(
+                TestIdea(
+                    text=f"Add {suggestion['test']} in {suggestion.get('file', '?')} to exercise “{title}”",
+                    evidence=f"no {scenario.get('suite', '')} test exercises this scenario ({src})",
                 )
             )
-    never = _get(data, "unexercised", "never_executed", "uncovered_functions", "untested_functions")
-    if isinstance(never, list):
-        for item in never[:30]:
-            if isinstance(item, str):
-                analysis.unexercised.append(item)
-            elif isinstance(item, dict):
-                name = _get(item, "name", "function")
-                file = _get(item, "file", "path")
-                if name:
-                    analysis.unexercised.append(f"{name} ({file})" if file else str(name))
-    if not analysis.unexercised:
-        analysis.unexercised = [f"{a.name} (0% covered)" for a in areas if a.percent == 0][:30]
-    return analysis
+    for gap in _get(data, "top_gaps") or []:
+        if isinstance(gap, dict) and gap.get("what"):
+            analysis.test_ideas.append(
+                TestIdea(
+                    text=f"Cover {gap['what']} at {gap.get('where', '?')}",
+                    evidence=(
+                        f"ranked gap #{gap.get('rank', '?')} ({gap.get('kind', 'gap')}): {gap.get('why', '')} ({src})"
+                    ),
+                )
+            )
+    if not analysis.test_ideas:
+        for entry in analysis.gaps[:10]:
+            analysis.test_ideas.append(
+                TestIdea(
+                    text=f"Add an integration test that exercises {entry.file}"
+                    + (f" lines {entry.lines}" if entry.lines else ""),
+                    evidence=f"{entry.detail} ({src})",
+                )
+            )
+    for note in _get(data, "notes") or []:
+        analysis.notes.append(_clip(str(note), 300))
+    unmatched = _get(data, "unmatched") or []
+    if unmatched:
+        analysis.notes.append(f"{len(unmatched)} path(s) in the coverage data matched no file in the repository")
 
 
 def _lines_text(gap: dict[str, Any]) -> str:
@@ -964,23 +1023,8 @@ def _recommendations(
                 evidence=finding.title + (f" (run {finding.run_id})" if finding.run_id else ""),
             )
         )
-    for gap in coverage.gaps[:15]:
-        lines = f" lines {gap.lines}" if gap.lines else ""
-        recs.append(
-            Recommendation(
-                category="new-test",
-                text=f"Add an integration test that exercises {gap.file}{lines}",
-                evidence=f"coverage gap{': ' + gap.detail if gap.detail else ''} ({coverage.source})",
-            )
-        )
-    for name in coverage.unexercised[:10]:
-        recs.append(
-            Recommendation(
-                category="new-test",
-                text=f"Add a scenario that reaches {name}",
-                evidence=f"no test executed it ({coverage.source})",
-            )
-        )
+    for idea in coverage.test_ideas[:15]:
+        recs.append(Recommendation(category="new-test", text=idea.text, evidence=idea.evidence))
     return recs
 
 
@@ -1234,7 +1278,11 @@ def render_markdown(report: Report) -> str:
     c = report.coverage
     out += ["", f"## {SECTIONS[2]}", ""]
     if c.total_percent is not None:
-        out.append(f"Total coverage: {c.total_percent:.1f}% (from `{c.source}`).")
+        lines_text = f", {c.total_lines}" if c.total_lines else ""
+        out.append(f"Total coverage: {c.total_percent:.1f}%{lines_text} (from `{c.source}`).")
+        out.append("")
+    if c.changed_lines_percent is not None:
+        out.append(f"Changed lines: {c.changed_lines_percent:.1f}% ({c.changed_lines}).")
         out.append("")
     if c.well_covered:
         out.append(

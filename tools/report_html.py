@@ -376,7 +376,12 @@ def render_html(report: Report) -> str:
     # 3. Coverage Analysis
     h.append(f'<section id="coverage"><h2>{_e(SECTIONS[2])}</h2>')
     if c.total_percent is not None:
-        h.append(f"<p>Total coverage: <b>{c.total_percent:.1f}%</b> (from <code>{_e(c.source)}</code>).</p>")
+        lines_text = f", {_e(c.total_lines)}" if c.total_lines else ""
+        h.append(
+            f"<p>Total coverage: <b>{c.total_percent:.1f}%</b>{lines_text} (from <code>{_e(c.source)}</code>).</p>"
+        )
+    if c.changed_lines_percent is not None:
+        h.append(f"<p>Changed lines: <b>{c.changed_lines_percent:.1f}%</b> ({_e(c.changed_lines)}).</p>")
     if c.well_covered:
         h.append("<h3>Well covered</h3>")
         h.append(
