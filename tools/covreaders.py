@@ -436,7 +436,7 @@ def _merge_runs(a: _GoRun, b: _GoRun) -> _GoRun:
     a_pos = a.blob.split(b" ")
     index = {p: i for i, p in enumerate(a_pos)}
     flags = bytearray(a.flags)
-    weights = array("I", a.weights)
+    weights = array("I", iter(a.weights))
     extra: list[bytes] = []
     for p, w, f in zip(b.blob.split(b" "), b.weights, b.flags, strict=True):
         k = index.get(p)
@@ -470,14 +470,14 @@ def iter_chunks(fh: IO[bytes], size: int = CHUNK) -> Iterator[bytes]:
         yield data[:cut] if cut < len(data) else data
 
 
-def read_go_profile(path: Path) -> CoverageData:
+def read_go_profile(path: Path, chunk_size: int = CHUNK) -> CoverageData:
     """Read a Go coverprofile (set, count or atomic; several concatenated profiles merge)."""
     source = str(path)
     reader = _GoReader(source)
     try:
         with open(path, "rb") as fh:
             pending = b""
-            for chunk in iter_chunks(fh):
+            for chunk in iter_chunks(fh, chunk_size):
                 # Keep the last run of a chunk for the next one, so a file cut by the chunk
                 # boundary is one run, not two that look like repeated sections.
                 buf = pending + chunk if pending else chunk
@@ -485,7 +485,7 @@ def read_go_profile(path: Path) -> CoverageData:
                 pending = buf[tail:]
                 if tail:
                     reader.feed(buf[:tail])
-                elif len(pending) > 4 * CHUNK:
+                elif len(pending) > 4 * chunk_size:
                     reader.feed(pending)
                     pending = b""
             if pending:
@@ -527,9 +527,24 @@ def _last_run_start(buf: bytes) -> int:
 # -- XML (Cobertura, JaCoCo) ------------------------------------------------------------------
 
 
+def _refuse_entities(path: Path) -> None:
+    """Refuse a DOCTYPE that declares entities: libxml2 expands internal ones in attributes regardless."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 16)
+    except OSError as exc:
+        raise CoverageError(f"cannot read coverage file {str(path)!r}: {exc.strerror or exc}") from exc
+    if b"<!ENTITY" in head:
+        raise CoverageError(
+            f"{str(path)!r} declares XML entities in its DOCTYPE; coverage reports never need them, "
+            f"so it is refused (regenerate the report with the coverage tool)"
+        )
+
+
 def _iterparse(path: Path, tags: tuple[str, ...]) -> Any:
     from lxml import etree
 
+    _refuse_entities(path)
     return etree.iterparse(
         str(path),
         events=("end",),
@@ -660,6 +675,7 @@ def read_jacoco(path: Path) -> CoverageData:
 def _iterparse_jacoco(path: Path) -> Any:
     from lxml import etree
 
+    _refuse_entities(path)
     return etree.iterparse(
         str(path),
         events=("start", "end"),

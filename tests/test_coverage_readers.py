@@ -1,0 +1,136 @@
+"""Coverage readers: golden LCOV / JaCoCo / Go inputs and every bad-input case of issue 6."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+from itest_mcp.tools.covreaders import (
+    GO,
+    JACOCO,
+    LCOV,
+    merge_spans,
+    read_coverage,
+    read_go_profile,
+    sniff_format,
+    subtract_spans,
+)
+from itest_mcp.tools.errors import CoverageError
+
+FIX = Path(__file__).resolve().parent / "fixtures" / "coverage"
+EXPECTED = json.loads((FIX / "expected.json").read_text())
+
+
+def _totals(path: Path) -> dict[str, list[int]]:
+    data = read_coverage(path)
+    return {name: list(fd.totals()) for name, fd in data.files.items()}
+
+
+@pytest.mark.parametrize(("name", "fmt", "key"), [("lcov.info", LCOV, "lcov"), ("jacoco.xml", JACOCO, "jacoco"),
+                                                  ("merged.out", GO, "go")])  # fmt: skip
+def test_golden_totals(name: str, fmt: str, key: str) -> None:
+    assert sniff_format(FIX / name) == fmt
+    assert _totals(FIX / name) == EXPECTED[key]
+
+
+def test_lcov_records_merge_and_functions() -> None:
+    fd = read_coverage(FIX / "lcov.info").files["/home/runner/work/app/app/src/net/client.js"]
+    measured, uncovered = fd.query(1, 100)
+    assert measured == [(3, 5), (12, 14)]
+    assert uncovered == [(12, 14)]  # line 5 is covered by the second record
+    assert ("retryLater", 12, 0, False) in fd.functions
+
+
+def test_jacoco_lines_and_methods() -> None:
+    fd = read_coverage(FIX / "jacoco.xml").files["org/acme/net/Client.java"]
+    assert fd.query(1, 100) == ([(10, 11), (20, 21)], [(20, 21)])
+    assert ("retry", 20, 0, False) in fd.functions
+
+
+def test_go_blocks_repeated_across_profiles_count_once() -> None:
+    data = read_coverage(FIX / "merged.out")
+    assert data.mode == "count"
+    fd = data.files["example.com/app/net/client.go"]
+    # Line 7 is shared by a covered and... both blocks are covered after the merge; line 10 never ran.
+    assert fd.query(1, 20) == ([(5, 10)], [(10, 10)])
+
+
+def test_go_partial_line_counts_as_uncovered(tmp_path: Path) -> None:
+    p = tmp_path / "p.out"
+    p.write_text("mode: set\nm/a.go:3.10,4.20 1 1\nm/a.go:4.20,6.3 1 0\n")
+    fd = read_coverage(p).files["m/a.go"]
+    assert fd.query(1, 10) == ([(3, 6)], [(4, 6)])
+
+
+def test_chunk_boundaries_do_not_change_results(tmp_path: Path) -> None:
+    rng = random.Random(7)
+    lines = ["mode: set"]
+    for section in range(3):  # three test binaries with -coverpkg: every block three times
+        for f in range(40):
+            for b in range(30):
+                hit = rng.random() < 0.3 if section else 0
+                lines.append(f"example.com/m/p{f % 3}/f{f}.go:{b * 3 + 1}.2,{b * 3 + 2}.9 {1 + b % 4} {int(hit)}")
+    p = tmp_path / "big.out"
+    p.write_text("\n".join(lines) + "\n")
+    whole = {k: v.totals() for k, v in read_go_profile(p).files.items()}
+    for size in (64, 1000, 4096, 50_000):
+        small = {k: v.totals() for k, v in read_go_profile(p, chunk_size=size).files.items()}
+        assert small == whole
+    assert sum(m for m, _ in whole.values()) == sum(1 + b % 4 for b in range(30)) * 40
+
+
+def test_spans_arithmetic() -> None:
+    assert merge_spans([(5, 6), (1, 2), (3, 4), (9, 9)]) == [(1, 6), (9, 9)]
+    assert subtract_spans([(1, 10)], [(2, 3), (5, 5), (9, 12)]) == [(1, 1), (4, 4), (6, 8)]
+
+
+# -- bad input ---------------------------------------------------------------------------------
+
+
+def test_unknown_format_names_file_and_first_bytes() -> None:
+    with pytest.raises(CoverageError) as err:
+        read_coverage(FIX / "unknown.bin")
+    msg = str(err.value)
+    assert "unknown.bin" in msg and "this is a zip" in msg and "no known coverage format" in msg
+
+
+def test_go_profile_without_mode_line() -> None:
+    with pytest.raises(CoverageError, match=r"nomode\.out.*no 'mode:' line.*-coverprofile"):
+        read_coverage(FIX / "nomode.out")
+
+
+def test_go_profile_with_mixed_modes() -> None:
+    with pytest.raises(CoverageError) as err:
+        read_coverage(FIX / "mixed.out")
+    msg = str(err.value)
+    assert "mixed.out:3" in msg and "mode: count" in msg and "mode: set" in msg and "same -covermode" in msg
+
+
+def test_empty_file_and_profile_without_blocks(tmp_path: Path) -> None:
+    empty = tmp_path / "coverage.out"
+    empty.write_bytes(b"")
+    with pytest.raises(CoverageError, match=r"coverage\.out.* is empty.*rerun"):
+        read_coverage(empty)
+    data = read_coverage(FIX / "modeonly.out")
+    assert data.files == {} and data.mode == "atomic"
+    assert "holds no coverage blocks" in data.notes[0]
+
+
+def test_garbage_line_is_reported_with_its_line_number(tmp_path: Path) -> None:
+    p = tmp_path / "bad.out"
+    p.write_text("mode: set\nm/a.go:1.1,2.2 1 1\nm/a.go:3.1,4.2 one 1\n")
+    with pytest.raises(CoverageError, match=r"bad\.out:3: not a coverprofile line"):
+        read_coverage(p)
+
+
+def test_xml_with_entities_is_refused(tmp_path: Path) -> None:
+    p = tmp_path / "evil.xml"
+    p.write_text(
+        '<?xml version="1.0"?><!DOCTYPE coverage [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;">]>'
+        '<coverage><packages><package><classes><class filename="x/&b;.py"><lines><line number="1" hits="1"/>'
+        "</lines></class></classes></package></packages></coverage>"
+    )
+    with pytest.raises(CoverageError, match=r"evil\.xml.*declares XML entities"):
+        read_coverage(p)
