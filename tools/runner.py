@@ -362,8 +362,9 @@ async def run_phase(
                 await _run_command(run, timeout)
             tg.cancel_scope.cancel()
     except BaseException as exc:
-        if isinstance(exc, ItestError):
-            raise
+        domain = _domain_error(exc)
+        if domain is not None:
+            raise domain from None
         # Cancelled (client cancel, disconnect, Ctrl-C): the child is already dead; record what finished.
         with anyio.CancelScope(shield=True):
             status = RunStatus.CANCELLED
@@ -375,6 +376,18 @@ async def run_phase(
     run.progress.update(run.progress.done, f"{result.status.value}: {_totals_line(result.report.totals)}")
     await run.progress.send()
     return result
+
+
+def _domain_error(exc: BaseException) -> ItestError | None:
+    """The ItestError inside `exc` (task groups wrap errors in exception groups), if there is one."""
+    if isinstance(exc, ItestError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _domain_error(inner)
+            if found is not None:
+                return found
+    return None
 
 
 async def run_phases(
@@ -629,7 +642,7 @@ async def _run_pytest(run: _Run, timeout: float) -> None:
 
     run.text = TextParser()
     first = await _supervise(run, argv, run.text.feed, deadline, side_channel=collector.feed)
-    if first is not None and first.returncode not in (0, 1, 5) and collector.events == 0:
+    if first is not None and first.returncode not in (0, 5) and collector.events == 0:
         tail = first.tail.decode("utf-8", errors="replace")
         if "No module named pytest" in tail:
             raise ToolNotFoundError("pytest", f"{INSTALL_HINTS['pytest']} (the phase runs {python})")
@@ -713,7 +726,7 @@ def _report_for(run: _Run) -> TestReport:
     if phase.runner is Runner.GO and run.go is not None:
         return run.go.report()
     go = run.go
-    if go is not None and go.json_events:
+    if go is not None and (go.json_events or go.build_errors_count):
         return go.report()
     if phase.junit:
         report = _junit_report(run)
