@@ -21,6 +21,7 @@ TOOL_MODULES: tuple[str, ...] = (
     "tool_github",
     "tool_run",
     "tool_coverage",
+    "tool_junit",
     "tool_report",
 )
 
