@@ -176,10 +176,11 @@ class Assessment(Model):
 
 def language_of(path: str) -> str | None:
     """The language of a file from its name."""
-    name = PurePosixPath(path).name
+    name = path.rpartition("/")[2]
     if name in NAMED_LANGUAGES:
         return NAMED_LANGUAGES[name]
-    return LANGUAGES.get(PurePosixPath(path).suffix.lower())
+    dot = name.rfind(".")
+    return LANGUAGES.get(name[dot:].lower()) if dot > 0 else None
 
 
 class _Locator:
@@ -386,6 +387,7 @@ def classify_file(path: str, language: str | None, lines: FileLines | None, rule
     if not applicable:
         return hits
     any_line = rules.any_line
+    scope_any = rules.any_in_scope
     strippers = {"+": _Stripper(language), "-": _Stripper(language)}
     for diff_line in lines.lines:
         text = diff_line.text
@@ -399,7 +401,18 @@ def classify_file(path: str, language: str | None, lines: FileLines | None, rule
             continue
         views = stripper.views(text, diff_line.line)
         views.imports = _imports_of(language, text) if views.code.strip() else []
+        live = {
+            scope
+            for scope, regex in scope_any.items()
+            if regex.search(text if scope == "any" else views.code_strings if scope == "code+strings" else views.code)
+        }
+        if views.imports:
+            live.add("import")
+        if not live:
+            continue
         for compiled in applicable:
+            if compiled.rule.scope not in live:
+                continue
             found = _line_match(compiled, views, text)
             if found is None:
                 continue

@@ -14,6 +14,8 @@ that `scan_changes` keeps for the change rules is capped per file and per line.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -322,17 +324,22 @@ def _diff(
     notes: list[str] = []
     revs, pathspec = _diff_args(project, rng)
     pre = ["--literal-pathspecs", "-c", "core.quotePath=true", "diff", *_DIFF_OPTS]
-    raw_out = project.git(*pre, "--raw", "--numstat", "-z", *revs, *pathspec, timeout=DIFF_TIMEOUT_S)
-    entries = _parse_raw_numstat(raw_out)
-    hunks = _stream_hunks(project, [*pre, "-U0", *revs, *pathspec], keep_lines=keep_lines)
+    # The two git runs overlap: the summary is captured in a thread while the patch streams here.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        raw_future = pool.submit(
+            project.git, *pre, "--raw", "--numstat", "-z", *revs, *pathspec, timeout=DIFF_TIMEOUT_S
+        )
+        hunks = _stream_hunks(project, [*pre, "-U0", *revs, *pathspec], keep_lines=keep_lines)
+        entries = _parse_raw_numstat(raw_future.result())
 
     files: list[ChangedFile] = []
     kept: dict[str, FileLines] = {}
+    to_project = _path_mapper(project)
     for entry in entries:
-        path = project.git_path_to_project(entry.path)
+        path = to_project(entry.path)
         if path is None:
             continue
-        old = project.git_path_to_project(entry.old_path) if entry.old_path else None
+        old = to_project(entry.old_path) if entry.old_path else None
         parsed = hunks.get(entry.path)
         is_sub = entry.submodule
         ranges = [] if (is_sub or entry.status == "deleted" or parsed is None) else parsed.ranges
@@ -360,6 +367,21 @@ def _diff(
         _add_untracked(project, files, kept, keep_lines=keep_lines)
     files.sort(key=lambda f: f.path)
     return files, kept, notes
+
+
+def _path_mapper(project: Project) -> Callable[[str], str | None]:
+    """`Project.git_path_to_project` with the prefix computed once (it is called per file)."""
+    prefix = project.git_prefix
+    if not prefix:
+        return lambda path: path
+    start = prefix + "/"
+
+    def mapper(path: str) -> str | None:
+        if path == prefix:
+            return "."
+        return path[len(start) :] if path.startswith(start) else None
+
+    return mapper
 
 
 @dataclass
@@ -573,10 +595,11 @@ def _add_untracked(project: Project, files: list[ChangedFile], kept: dict[str, F
     if project.git_prefix:
         args += ["--", project.git_prefix]
     out = project.git(*args, timeout=DIFF_TIMEOUT_S)
+    to_project = _path_mapper(project)
     for git_path in out.split("\0"):
         if not git_path:
             continue
-        path = project.git_path_to_project(git_path.rstrip("/"))
+        path = to_project(git_path.rstrip("/"))
         if path is None:
             continue
         full = project.git_root / git_path

@@ -292,8 +292,15 @@ def glob_regex(glob: str) -> re.Pattern[str]:
     return re.compile("(?s:" + "".join(parts) + r")\Z")
 
 
+@lru_cache(maxsize=1024)
+def _globs_regex(globs: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{glob_regex(g).pattern})" for g in globs))
+
+
 def glob_match(path: str, globs: list[str]) -> str | None:
     """The first glob that matches `path`, or None."""
+    if not globs or not _globs_regex(tuple(globs)).match(path):
+        return None
     for glob in globs:
         if glob_regex(glob).match(path):
             return glob
@@ -340,6 +347,16 @@ class RuleSet:
             # Import rules read import paths, not the raw line: let every import-looking line through.
             alternatives.append(IMPORT_LINE)
         self.any_line = re.compile("|".join(alternatives)) if alternatives else None
+        # Per scope, so a candidate line runs single rules only where its view can match at all.
+        self.any_in_scope: dict[str, re.Pattern[str]] = {}
+        for scope in ("code", "code+strings", "any"):
+            parts = [
+                f"(?i:{c.rule.pattern})" if "i" in c.rule.flags else f"(?:{c.rule.pattern})"
+                for c in self.line_rules
+                if c.rule.scope == scope
+            ]
+            if parts:
+                self.any_in_scope[scope] = re.compile("|".join(parts))
 
     def category(self, name: str) -> Category:
         return self.categories.get(name) or Category(title=name)
