@@ -85,3 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("itest-mcp: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `itest-mcp ... | head` closed our stdout: not an error of ours. Point stdout at
+        # devnull so the interpreter's final flush does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
