@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from itest_mcp.tools.errors import ConfigError, UnknownPhaseError
 from itest_mcp.tools.phases import ArgvOptions, Runner, build_argv, load_phases
 from itest_mcp.tools.repo import open_project
@@ -122,3 +123,24 @@ def test_test_filter_is_a_value_never_a_flag(make_repo):
     assert "-run=^TestOne$" in build_argv(phase, ArgvOptions(test="TestOne"))
     assert "-run=^TestOne$/^sub_case$" in build_argv(phase, ArgvOptions(test="TestOne/sub_case"))
     assert "-run=Test(A|B)" in build_argv(phase, ArgvOptions(test="Test(A|B)"))
+
+
+def test_error_in_second_array_table_entry_points_at_its_line(make_repo):
+    from pydantic import BaseModel, ConfigDict
+
+    from itest_mcp.tools.config import load_raw_config, validate_section
+
+    class Rule(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        id: str
+        pattern: str
+
+    class Assess(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        rules: list[Rule]
+
+    text = '[[assess.rules]]\nid = "a"\npattern = "x"\n\n[[assess.rules]]\nid = "b"\npatern = "y"\n'
+    raw = load_raw_config(open_project(make_repo({"itest.toml": text})))
+    with pytest.raises(ConfigError) as info:
+        validate_section(raw, ("assess",), raw.section("assess"), Assess)
+    assert str(info.value).startswith("itest.toml:5 [assess.rules[1]")

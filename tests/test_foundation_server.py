@@ -10,9 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from mcp import Client, StdioServerParameters
+
 from itest_mcp.server.app import create_app
 from itest_mcp.server.cli import main
-from mcp import Client, StdioServerParameters
 
 
 @pytest.mark.anyio

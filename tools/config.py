@@ -49,17 +49,18 @@ class RawConfig:
     """Where the itest table sits inside the file: () for itest.toml, ("tool", "itest") for pyproject."""
 
     def line_of(self, loc: tuple[str | int, ...]) -> int | None:
-        """The line of the longest known prefix of the dotted key `loc`."""
-        keys = tuple(str(k) for k in loc if not isinstance(k, int))
-        full = self.prefix + keys
-        while full:
-            if full in self.lines:
-                return self.lines[full]
-            full = full[:-1]
+        """The line of the longest known prefix of the dotted key `loc` (list indices as ints)."""
+        exact = self.prefix + tuple(f"#{k}" if isinstance(k, int) else str(k) for k in loc)
+        loose = self.prefix + tuple(str(k) for k in loc if not isinstance(k, int))
+        for full in (exact, loose):
+            while full:
+                if full in self.lines:
+                    return self.lines[full]
+                full = full[:-1]
         return None
 
     def error(self, message: str, loc: tuple[str | int, ...] = ()) -> ConfigError:
-        key = ".".join(str(k) for k in loc) if loc else None
+        key = format_key(loc) if loc else None
         return ConfigError(self.file or CONFIG_FILE, message, key=key, line=self.line_of(loc))
 
     def section(self, name: str) -> dict[str, Any]:
@@ -76,6 +77,14 @@ _ASSIGN = re.compile(
 _KEY_PART = re.compile(r"\"([^\"]*)\"|'([^']*)'|([A-Za-z0-9_-]+)")
 
 
+def format_key(loc: tuple[str | int, ...]) -> str:
+    """("assess", "rules", 1, "pattern") → "assess.rules[1].pattern"."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
 def _split_key(text: str) -> tuple[str, ...]:
     return tuple(m.group(1) or m.group(2) or m.group(3) or "" for m in _KEY_PART.finditer(text))
 
@@ -84,6 +93,7 @@ def map_key_lines(text: str) -> dict[tuple[str, ...], int]:
     """Map every table header and assigned key to its 1-based line (first occurrence wins)."""
     lines: dict[tuple[str, ...], int] = {}
     table: tuple[str, ...] = ()
+    array_counts: dict[tuple[str, ...], int] = {}
     in_multiline: str | None = None
     for number, line in enumerate(text.splitlines(), start=1):
         if in_multiline:
@@ -94,6 +104,12 @@ def map_key_lines(text: str) -> dict[tuple[str, ...], int]:
         if header:
             table = _split_key(header.group(1))
             lines.setdefault(table, number)
+            if line.lstrip().startswith("[["):
+                # Array of tables: each entry gets its own index so errors point at the right one.
+                index = array_counts.get(table, 0)
+                array_counts[table] = index + 1
+                table = (*table, f"#{index}")
+                lines.setdefault(table, number)
             continue
         assign = _ASSIGN.match(line)
         if assign:
@@ -154,13 +170,13 @@ def _load(path: Path, name: str, prefix: tuple[str, ...]) -> RawConfig:
     return raw
 
 
-def validate_section(raw: RawConfig, loc: tuple[str, ...], data: Any, model: type[M]) -> M:
+def validate_section(raw: RawConfig, loc: tuple[str | int, ...], data: Any, model: type[M]) -> M:
     """Validate `data` (found at dotted key `loc`) with `model`; errors name the file, the key and the line."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        err_loc = loc + tuple(str(p) for p in first["loc"] if not isinstance(p, int))
+        err_loc: tuple[str | int, ...] = loc + tuple(first["loc"])
         kind = first["type"]
         if kind == "extra_forbidden":
             message = f"unknown key {err_loc[-1]!r}"
