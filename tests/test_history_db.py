@@ -71,7 +71,7 @@ def test_record_run_stores_run_and_one_row_per_attempt(project: Project) -> None
         row = conn.execute("SELECT phase, commit_sha, dirty, status, argv, flaky FROM runs").fetchone()
     finally:
         conn.close()
-    assert row[0] == "integration" and row[1] == "a" * 40 and row[2] == 0 and row[3] == "passed"
+    assert row[0] == "integration" and row[1] == f"{1:040x}" and row[2] == 0 and row[3] == "passed"
     assert '"-tags=integration"' in row[4] and row[5] == 1
 
 

@@ -271,23 +271,24 @@ def _stats(key: str, name: str, classname: str, phases: list[str], runs: list[_R
     evidence = ""
     status = TestStatus.PASSING
     same_commit = _same_commit_flip(considered)
-    if rerun_passes:
+    # Broken first: failing each of its last runs outweighs an earlier pass on the same commit.
+    if len(considered) >= BROKEN_AFTER and all(r.has_fail and not r.has_pass for r in considered[-BROKEN_AFTER:]):
+        status = TestStatus.BROKEN
+        first_bad = len(considered)
+        for r in reversed(considered):
+            if r.has_fail and not r.has_pass:
+                first_bad -= 1
+            else:
+                break
+        streak = len(considered) - first_bad
+        evidence = f"failed in each of its last {streak} run(s), since {considered[first_bad].run_id}"
+    elif rerun_passes:
         status = TestStatus.FLAKY
         shown = ", ".join(r.run_id for r in rerun_passes[-3:])
         evidence = f"failed, then passed on a rerun in {len(rerun_passes)} run(s): {shown}"
     elif same_commit:
         status = TestStatus.FLAKY
         evidence = same_commit
-    elif len(considered) >= BROKEN_AFTER and all(r in failed_runs for r in considered[-BROKEN_AFTER:]):
-        status = TestStatus.BROKEN
-        first_bad = len(considered)
-        for r in reversed(considered):
-            if r in failed_runs:
-                first_bad -= 1
-            else:
-                break
-        streak = len(considered) - first_bad
-        evidence = f"failed in each of its last {streak} run(s), since {considered[first_bad].run_id}"
     elif last.has_fail and not last.has_pass:
         status = TestStatus.FAILING
         evidence = f"failed in its latest run {last.run_id} ({len(failed_runs)} of {len(considered)} runs failed)"
