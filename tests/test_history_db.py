@@ -11,6 +11,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+
 from itest_mcp.tools import history
 from itest_mcp.tools.errors import HistoryError, InputError, NotFoundError
 from itest_mcp.tools.models import Outcome

@@ -8,6 +8,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+
 from itest_mcp.server.cli import main
 from itest_mcp.tools import flaky, history
 from itest_mcp.tools.errors import NotFoundError
