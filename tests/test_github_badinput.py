@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from itest_mcp.tools.ci_failures import review_ci_failures
 from itest_mcp.tools.errors import ConfigError, GitHubError, InputError
 from itest_mcp.tools.fake_github import FakeGitHub, demo_go_log

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import anyio
 import httpx
 import pytest
+
 from itest_mcp.tools.errors import DeadlineError, GitHubError, RateLimitError
 from itest_mcp.tools.fake_github import FakeGitHub, start_fake_github
 from itest_mcp.tools.github import Classification, GitHubClient, RetryPolicy, Token

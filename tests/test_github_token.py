@@ -7,6 +7,7 @@ import stat
 from pathlib import Path
 
 import pytest
+
 from itest_mcp.tools.errors import TokenError
 from itest_mcp.tools.fake_github import FakeGitHub
 from itest_mcp.tools.github import GitHubSettings, Token, TokenKind, discover_token, token_kind

@@ -429,7 +429,7 @@ def resolve_repo(project: Project, explicit: str | None, settings: GitHubSetting
         url = project.git("remote", "get-url", "origin", timeout=15).strip()
     except ItestError as exc:
         raise InputError(
-            f"cannot tell which GitHub repository this is: {exc}; pass OWNER/NAME (--repo-name) "
+            f"cannot tell which GitHub repository this is: {exc}; pass --repo-name OWNER/NAME "
             'or set [github] repo = "OWNER/NAME" in itest.toml'
         ) from exc
     parsed = parse_remote_url(url)
