@@ -512,8 +512,8 @@ async def _run_go(run: _Run, timeout: float) -> None:
 
     def on_done(package: str, test: str, outcome: Outcome) -> None:
         assert run.go is not None
-        if "/" not in test:
-            run.progress.update(run.go.top_level_done, f"{test} {outcome.value}")
+        # Every test (subtests too) is news, but `done` counts top-level tests like the total does.
+        run.progress.update(run.go.top_level_done, f"{test} {outcome.value}")
 
     parser = GoTestParser(module_path=_module_path(run.project.root), root=str(run.project.root), on_test_done=on_done)
     run.go = parser
