@@ -284,7 +284,7 @@ def join_changes(
                 covered=covered,
                 uncovered=uncovered,
                 percent=_pct(covered, measured),
-                uncovered_ranges=[LineRange(start=s, end=e) for s, e in uncovered_spans],
+                uncovered_ranges=[LineRange.model_construct(start=s, end=e) for s, e in uncovered_spans],
             )
         )
         patch.measured += measured

@@ -22,8 +22,7 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from itertools import compress
-from operator import itemgetter
+from itertools import accumulate, compress
 from pathlib import Path
 from typing import IO, Any
 
@@ -49,6 +48,7 @@ _GO_RUN = re.compile(rb"((?:[A-Za-z]:)?[^\n:]*+):([^\n:]*+)\n(?:\1:[^\n:]*+\n)*+
 _GO_LINE = re.compile(rb"^(?:[A-Za-z]:)?[^\n:]+:\d+\.\d+,\d+\.\d+ \d+ \d+\r?$")
 _POS_SPLIT = bytes.maketrans(b".,", b"  ")
 _DIGIT_VALUES = bytes.maketrans(b"0123456789", bytes(range(10)))
+_DIGIT_FLAGS = bytes.maketrans(b"0123456789", bytes([0] + [1] * 9))
 _NOT_POS_CHARS = b"0123456789., \r"
 
 
@@ -98,18 +98,14 @@ class FileData:
             starts, ends = self.spans()
             flags = self.flags
             order: list[int] | None = None
-            if any(starts[i] > starts[i + 1] for i in range(len(starts) - 1)):
+            if starts != sorted(starts):
                 order = sorted(range(len(starts)), key=starts.__getitem__)
                 starts = [starts[i] for i in order]
                 ends = [ends[i] for i in order]
                 self.flags = flags = bytes(flags[i] for i in order)
                 w = self.weights
                 self.weights = array("I", (w[i] for i in order))
-            maxend: list[int] = []
-            top = 0
-            for e in ends:
-                top = e if e > top else top
-                maxend.append(top)
+            maxend = list(accumulate(ends, max))
             self._index = (starts, ends, maxend)
         return self._index
 
@@ -315,28 +311,36 @@ class _GoReader:
             text = buf[pos:end]
             toks = text.split()
             nlines = len(toks) // 3
-            if len(toks) % 3 or count(prefix, pos, end) != nlines - 1:
-                m = _GO_RUN.match(buf, pos)
-                if m is None or m.end() <= eol:
-                    end = eol + 1
-                    text = buf[pos:end]
-                    if not _GO_LINE.match(text.rstrip(b"\n")) and name != b"mode":
-                        raise self.error(
-                            f"not a coverprofile line: {_show(text.rstrip())}; "
-                            f"expected 'file.go:line.col,line.col statements count'",
-                            buf,
-                            pos,
-                        )
-                else:
-                    end = m.end()
-                    text = buf[pos:end]
-                toks = text.split()
-                nlines = text.count(b"\n")
-            hint = 2 * (end - pos) + 256
+            if name == b"mode":
+                if count(prefix, pos, end) == nlines - 1 and not len(toks) % 3:
+                    self._mode_lines(text, buf, pos)
+                    hint = 2 * (end - pos) + 256
+                    pos = end
+                    continue
+            elif not len(toks) % 3 and self._run(name, text, toks, nlines, buf, pos):
+                hint = 2 * (end - pos) + 256
+                pos = end
+                continue
+            # Another file's line (or a malformed one) inside the window: let the regex find the run.
+            m = _GO_RUN.match(buf, pos)
+            if m is None or m.end() <= eol:
+                end = eol + 1
+                text = buf[pos:end]
+                if not _GO_LINE.match(text.rstrip(b"\n")) and name != b"mode":
+                    raise self.error(
+                        f"not a coverprofile line: {_show(text.rstrip())}; "
+                        f"expected 'file.go:line.col,line.col statements count'",
+                        buf,
+                        pos,
+                    )
+            else:
+                end = m.end()
+                text = buf[pos:end]
+            toks = text.split()
             if name == b"mode":
                 self._mode_lines(text, buf, pos)
-            else:
-                self._run(name, text, toks, nlines, buf, pos)
+            elif not self._run(name, text, toks, text.count(b"\n"), buf, pos):
+                self._bad_line(text, buf, pos)
             pos = end
         self.lineno += count(b"\n")
 
@@ -358,16 +362,17 @@ class _GoReader:
                     f"rerun with one mode"
                 )
 
-    def _run(self, name: bytes, text: bytes, toks: list[bytes], nlines: int, buf: bytes, pos: int) -> None:
+    def _run(self, name: bytes, text: bytes, toks: list[bytes], nlines: int, buf: bytes, pos: int) -> bool:
+        """Store one run; False when a line of another file sits inside it (the caller narrows the run)."""
         if self.mode is None:
             raise self.error(
                 "block line before any 'mode:' line; a Go coverprofile starts with 'mode: set|count|atomic'", buf, pos
             )
         if len(toks) != 3 * nlines:
             self._bad_line(text, buf, pos)
-        cut = len(name) + 1
-        pos_toks = list(map(itemgetter(slice(cut, None)), toks[0::3]))
-        blob = b" ".join(pos_toks)
+        blob = b" ".join(toks[0::3]).replace(name + b":", b"")
+        if b":" in blob:
+            return False
         w_toks = toks[1::3]
         h_toks = toks[2::3]
         w_join = b"".join(w_toks)
@@ -379,12 +384,17 @@ class _GoReader:
             weights = w_join.translate(_DIGIT_VALUES)
         else:
             weights = array("I", map(int, w_toks))
-        flags = bytes(map(b"0".__ne__, h_toks))
+        if len(h_join) == nlines:
+            flags = h_join.translate(_DIGIT_FLAGS)
+        else:
+            flags = bytes(map(b"0".__ne__, h_toks))
         self.entries += nlines
-        if nlines > 1 and pos_toks.count(pos_toks[0]) > 1:
+        first = blob[: blob.find(b" ")] if nlines > 1 else b""
+        if first and (b" " + first + b" " in blob or blob.endswith(b" " + first)):
             # A whole section repeated back to back (one file covered by several test binaries).
-            blob, weights, flags = _dedupe(pos_toks, weights, flags)
+            blob, weights, flags = _dedupe(blob.split(b" "), weights, flags)
         self.runs.setdefault(name, []).append(_GoRun(blob, weights, flags))
+        return True
 
     def _bad_line(self, text: bytes, buf: bytes, pos: int) -> None:
         for i, line in enumerate(text.split(b"\n")):
