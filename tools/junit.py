@@ -588,8 +588,8 @@ class _Target:
             if self.stack:
                 self.stack[-1].nested = True
             else:
-                self.root_tag, self.root_attrib = tag, attrib
-            self.stack.append(_Suite(tag, attrib))
+                self.root_tag, self.root_attrib = tag, _unescape(attrib)
+            self.stack.append(_Suite(tag, _unescape(attrib)))
             self.cur_idx = None
             self.cur_name = ""
         elif tag == "property":
@@ -650,7 +650,7 @@ class _Target:
 
     def _case_child_start(self, tag: str, attrib: dict[str, str]) -> None:
         if tag in _OUTCOME_KIDS:
-            kid = _Kid(tag, attrib)
+            kid = _Kid(tag, _unescape(attrib))
             if self.kids is None:
                 self.kids = []
             self.kids.append(kid)
@@ -674,6 +674,7 @@ class _Target:
 
     def _case_end(self, attrib: dict[str, str]) -> None:
         """A testcase with children (or read before the dialect is known): work out outcome and attempts."""
+        attrib = _unescape(attrib)
         if self.dialect is None:
             self._detect(attrib)
         idx = self.cur_idx if self.cur_idx is not None else self._register(self.stack[-1])
@@ -718,7 +719,8 @@ class _Target:
             extra.sort(key=lambda k: k.tag in _RERUN_TAGS)
             for kid in extra:
                 kind = _FLAKY_TAGS.get(kid.tag) or _RERUN_TAGS[kid.tag]
-                d = _Detail(kind, kid.attrib.get("message"), kid.attrib.get("type"), kid.text.value())
+                # the element's own whitespace runs into its <stackTrace> text: trim it
+                d = _Detail(kind, kid.attrib.get("message"), kid.attrib.get("type"), kid.text.value().strip())
                 d.out = kid.out.value() if kid.out is not None else ""
                 d.err = kid.err.value() if kid.err is not None else ""
                 took = _seconds(kid.attrib.get("time") or "0")
@@ -800,6 +802,21 @@ class _Target:
         self._flush()
         if self.dialect is None:
             self._detect(None)
+
+
+def _unescape(attrib: dict[str, str]) -> dict[str, str]:
+    """Undo libxml2's escaping of '&' as '&#38;' in attribute values handed to a parser target.
+
+    Without entity substitution libxml2 writes every '&' of an attribute value as "&#38;" (and only
+    those), so replacing "&#38;" back is exact.
+    """
+    if any("&" in v for v in attrib.values()):
+        return {k: _AMP_FIX(v) for k, v in attrib.items()}
+    return attrib
+
+
+def _AMP_FIX(value: str) -> str:  # noqa: N802 - used like a constant function in comprehensions
+    return value.replace("&#38;", "&")
 
 
 def _detail_message(detail: _Detail | None) -> str | None:
@@ -886,6 +903,10 @@ class _Accumulator:
         if None in raw_classes:
             raw_classes = [a.get("classname", a.get("class")) or "" for a in batch]
         classes = list(map(sys.intern, cast(list[str], raw_classes)))
+        if "&" in "".join(names):
+            names = [_AMP_FIX(n) for n in names]
+        if "&" in "".join(classes):
+            classes = [sys.intern(_AMP_FIX(c)) for c in classes]
         times = [a.get("time") for a in batch]
         try:
             durations = list(map(float, times))  # type: ignore[arg-type]

@@ -79,6 +79,7 @@ def detect_dialect(
 
 _GENERIC_MESSAGES = frozenset({"", "failed", "failure", "error", "fail"})
 MESSAGE_LIMIT = 500
+_NOISE = ("=== RUN", "--- FAIL", "--- PASS", "Traceback")
 
 
 def best_message(message: str | None, text: str | None) -> str:
@@ -87,7 +88,7 @@ def best_message(message: str | None, text: str | None) -> str:
     if msg.lower() in _GENERIC_MESSAGES and text:
         for line in text.splitlines():
             line = line.strip()
-            if line and not line.startswith(("=== RUN", "--- FAIL", "--- PASS", "Traceback")):
+            if line and not line.startswith(_NOISE) and not _PHPUNIT_ID.match(line):
                 msg = line
                 break
     if len(msg) > MESSAGE_LIMIT:
@@ -114,10 +115,12 @@ def failure_kind(type_: str | None, message: str, text: str) -> str | None:
 _GO_RE = re.compile(r"^\s*([\w./\\-]+\.go):(\d+):", re.M)
 _GO_TRACE_RE = re.compile(r"^\s*(/[^\s:]+\.go):(\d+)", re.M)
 _PY_RE = re.compile(r'^\s*(?:File ")?([^\s:"]+\.py)(?::|", line )(\d+)', re.M)
-_JAVA_RE = re.compile(r"\bat ([\w$.]+)\.[\w$<>]+\(([\w$]+\.(?:java|kt|scala|groovy)):(\d+)\)")
+_JAVA_RE = re.compile(r"\bat (?:[\w.$@-]+/+)?([\w$.]+)\.[\w$<>]+\(([\w$]+\.(?:java|kt|scala|groovy)):(\d+)\)")
 _JS_RE = re.compile(r"\bat (?:.*? \()?((?:file://)?[^\s()]+\.(?:[cm]?js|jsx|[cm]?ts|tsx|vue)):(\d+)(?::\d+)?\)?")
 _RUBY_RE = re.compile(r"([\w./-]+\.rb):(\d+)")
 _PHP_RE = re.compile(r"([\w./\\-]+\.php):(\d+)")
+_ANY_RE = re.compile(r"([\w./-]+\.[A-Za-z]{1,5}):(\d+)")
+_PHPUNIT_ID = re.compile(r"^[\w\\]+::\w+")
 _JAVA_FRAMEWORK = ("org.junit.", "junit.", "java.", "javax.", "jdk.", "sun.", "org.apache.maven.", "org.gradle.")
 
 
@@ -129,15 +132,17 @@ def find_location(
     line_attr: int | None = None,
     root: Path | None = None,
 ) -> Location | None:
-    """file:line of a failure: the testcase's file/line attributes, else the frame a stack trace points at."""
-    if file_attr and line_attr is not None:
-        return Location(file=repo_relative(file_attr, root), line=line_attr)
+    """file:line of a failure: the testcase's file/line attributes, else the frame a stack trace points at.
+
+    When the attributes name a file and the trace has a frame in that same file, the frame's line wins:
+    attributes give the test's first line (pytest, PHPUnit), the frame the line that failed.
+    """
     found = _from_trace(text, classname, root) if text else None
     if file_attr:
         rel = repo_relative(file_attr, root)
-        if found is not None and Path(found.file).name == Path(rel).name:
+        if found is not None and found.file.rsplit("/", 1)[-1] == rel.rsplit("/", 1)[-1]:
             return Location(file=rel, line=found.line)
-        return Location(file=rel)
+        return Location(file=rel, line=line_attr)
     return found
 
 
@@ -152,7 +157,7 @@ def _from_trace(text: str, classname: str, root: Path | None) -> Location | None
         return Location(file=_java_path(chosen[0], chosen[1], root), line=int(chosen[2]))
     py = _PY_RE.findall(text)
     if py:
-        tests = [f for f in py if Path(f[0]).name.startswith("test_") or f[0].endswith("_test.py")]
+        tests = [f for f in py if f[0].rsplit("/", 1)[-1].startswith("test_") or f[0].endswith("_test.py")]
         file, line = (tests or py)[-1]
         return Location(file=repo_relative(file, root), line=int(line))
     for regex in (_JS_RE, _RUBY_RE, _PHP_RE):
@@ -160,7 +165,7 @@ def _from_trace(text: str, classname: str, root: Path | None) -> Location | None
         if frames:
             file, line = frames[0]
             return Location(file=repo_relative(file.removeprefix("file://"), root), line=int(line))
-    m = _GO_TRACE_RE.search(text)
+    m = _GO_TRACE_RE.search(text) or _ANY_RE.search(text)
     if m:
         return Location(file=repo_relative(m.group(1), root), line=int(m.group(2)))
     return None
