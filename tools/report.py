@@ -497,10 +497,12 @@ def _failures(runs: list[PhaseRun], history: FlakyReport | None) -> CriticalFind
         for failure in run.report.failures:
             cause, evidence = classify(failure)
             race = races_by_test.get(failure.test)
-            if race is not None and cause is not Cause.DATA_RACE:
+            location = failure.location
+            if race is not None:
                 cause = Cause.DATA_RACE
                 where = ", ".join(str(loc) for loc in race.locations[:3])
                 evidence = "a WARNING: DATA RACE block ran during this test" + (f" (at {where})" if where else "")
+                location = location or (race.locations[0] if race.locations else None)
             if cause is Cause.UNCLASSIFIED and run.status is RunStatus.TIMEOUT:
                 cause, evidence = Cause.TIMEOUT, f"the phase hit its timeout after {run.duration_s:.1f} s"
             key = f"{failure.classname}::{failure.test}" if failure.classname else failure.test
@@ -514,7 +516,7 @@ def _failures(runs: list[PhaseRun], history: FlakyReport | None) -> CriticalFind
                     outcome=failure.outcome,
                     cause=cause,
                     cause_evidence=evidence,
-                    location=str(failure.location) if failure.location else None,
+                    location=str(location) if location else None,
                     message=_clip(failure.message.strip(), 500),
                     excerpt=_clip_tail(failure.excerpt, 1200),
                     attempts=failure.attempts,
