@@ -269,7 +269,7 @@ def render_html(report: Report) -> str:
     )
     phase_rows = [
         (
-            f"{r.phase} · {r.run_id[-6:]}",
+            f"{r.phase} · {r.run_id.rsplit('-', 1)[-1]}",
             r.duration_s,
             STATUS_COLOURS.get(r.status.value, "#455a64"),
             f"{r.phase} ({r.run_id}): {r.status.value}, {r.duration_s:.2f} s, {r.totals.tests} tests",
