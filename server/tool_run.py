@@ -6,16 +6,17 @@ import argparse
 import sys
 from typing import Annotated
 
+from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ResourceError
+from pydantic import Field, ValidationError
+
 from itest_mcp.server.errors import tool_errors
 from itest_mcp.server.state import ServerState
 from itest_mcp.tools.errors import InputError, ItestError
 from itest_mcp.tools.models import Model, PhaseRun, RunStatus
 from itest_mcp.tools.repo import Project
 from itest_mcp.tools.runner import RunOptions
-from mcp.server import MCPServer
-from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.exceptions import ResourceError
-from pydantic import Field, ValidationError
 
 
 class PhaseRuns(Model):
@@ -75,6 +76,13 @@ def register(app: MCPServer, state: ServerState) -> None:
         rerun_failures: RerunArg = 0,
         timeout_s: TimeoutArg = None,
         coverage: CoverageArg = False,
+        faults: Annotated[
+            str | None,
+            Field(
+                description="Run under this fault profile (list_fault_profiles): a proxy injects latency, resets, "
+                "5xx or 429s in front of the phase's API; verdicts land in notes, the full report in the run folder"
+            ),
+        ] = None,
     ) -> PhaseRun:
         """Run one test phase and return a compact result: status, totals, failures with file:line, races, slowest."""
         with tool_errors():
@@ -83,6 +91,11 @@ def register(app: MCPServer, state: ServerState) -> None:
             async def progress(done: int, total: int | None, message: str) -> None:
                 await ctx.report_progress(done, total, message)
 
+            if faults is not None:
+                from itest_mcp.tools.fault_run import run_phase_with_faults
+
+                fault_run = await run_phase_with_faults(state.project(), phase, faults, options, progress=progress)
+                return fault_run.phase_run
             return await runner.run_phase(state.project(), phase, options, progress=progress)
 
     @app.tool(name="run_phases", title="Run several test phases in order")
@@ -174,6 +187,7 @@ def add_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _cli_run(args: argparse.Namespace, project: Project) -> int:
     import anyio
+
     from itest_mcp.tools import runner
 
     options = _options(args.test, args.race, args.count, args.rerun_failures, args.timeout, args.coverage)

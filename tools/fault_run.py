@@ -122,8 +122,20 @@ async def run_phase_with_faults(
         raise FaultError("the run engine (tools/runner.py) is not available in this build; cannot run a phase") from exc
     async with fault_session(config, profile_name) as session:
         phase_run = await run_phase(project, phase_name, options, progress=progress, extra_env=session.env)
-    phase_run = phase_run.model_copy(update={"fault_profile": profile_name})
-    return FaultRun(phase_run=phase_run, report=session.report(phase_run))
+    report = session.report(phase_run)
+    notes = [f"faults {profile_name!r}: {report.summary}"]
+    notes += [f"edge case {case.name}: {case.verdict.value} — {case.summary}" for case in report.edge_cases]
+    phase_run = phase_run.model_copy(update={"fault_profile": profile_name, "notes": [*phase_run.notes, *notes]})
+    _save_beside_run(project, phase_run, report)
+    return FaultRun(phase_run=phase_run, report=report)
+
+
+def _save_beside_run(project: Project, phase_run: PhaseRun, report: FaultReport) -> None:
+    """Keep the full fault report in the run folder, so `run_phase(faults=...)` can stay compact."""
+    run_dir = project.root / phase_run.artifacts.run_dir
+    if run_dir.is_dir():
+        (run_dir / "fault_report.json").write_text(report.model_dump_json(indent=2), encoding="utf-8")
+        (run_dir / "run.json").write_text(phase_run.model_dump_json(indent=2), encoding="utf-8")
 
 
 async def probe_with_faults(project: Project, profile_name: str, requests: int) -> tuple[ConcurrencyProbe, FaultReport]:
