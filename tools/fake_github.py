@@ -693,6 +693,8 @@ class FakeGitHub:
         rec.status = status
         h.send_response(status)
         h.send_header("x-github-request-id", f"FAKE:{len(self.requests):06d}")
+        # The fake's own handling time, so a benchmark can subtract the server from the client's latency.
+        h.send_header("x-fake-server-ms", f"{(time.monotonic() - rec.started) * 1000:.3f}")
         for name, value in headers.items():
             h.send_header(name, value)
         h.send_header("Content-Length", str(len(body)))

@@ -481,7 +481,9 @@ SAFE_HEADERS = (
     "x-oauth-scopes",
     "x-accepted-oauth-scopes",
     "x-accepted-github-permissions",
+    "x-fake-server-ms",
 )
+_SAFE = frozenset(SAFE_HEADERS)
 
 
 @dataclass
@@ -840,12 +842,12 @@ class GitHubClient:
                             body, total, truncated = await _read_body(response, tail_bytes, stream_cap)
                             return _Attempt(
                                 status=response.status_code,
-                                headers={k: response.headers[k] for k in SAFE_HEADERS if k in response.headers},
+                                headers={k: v for k, v in response.headers.items() if k in _SAFE},
                                 body=body,
                                 url=_strip_query(str(response.url)),
                                 auth_dropped=auth_dropped,
                                 total_size=total,
-                                tls_version=_tls_version(response),
+                                tls_version=_tls_version(response) if current.startswith("https:") else None,
                                 truncated=truncated,
                             )
                         finally:
