@@ -79,7 +79,7 @@ def floor(path: Path) -> int:
 def ours(path: Path, matcher: PathMatcher, diff: list[ChangedFile]) -> tuple[int, int, int]:
     files, _inputs, unmatched, _notes = load_coverage([path], matcher)
     assert not unmatched, unmatched[:3]
-    _changed, patch = join_changes(files, diff)
+    _changed, patch = join_changes(files, diff, limit=50)
     total = sum(fd.totals()[0] for fd in files.values())
     return total, patch.measured, patch.uncovered
 
@@ -171,7 +171,7 @@ def ours_cobertura(root: Path, xml: Path) -> tuple[int, int]:
     changes = collect_changes(project, "main")
     files, _i, unmatched, _n = load_coverage([xml], PathMatcher(root))
     assert not unmatched, unmatched[:3]
-    _c, patch = join_changes(files, changes.files)
+    _c, patch = join_changes(files, changes.files, limit=50)
     return patch.measured, patch.uncovered
 
 

@@ -35,6 +35,7 @@ from .scenarios import ScenarioResult, assess_scenarios
 
 RUN_COVERAGE_NAMES = ("coverage.out", "coverage.xml", "lcov.info", "coverage.lcov", "jacoco.xml")
 FILES_LIMIT = 25
+CHANGED_LIMIT = 50
 FUNCTIONS_LIMIT = 15
 TOP_GAPS = 8
 FUNCTION_FILES_LIMIT = 200
@@ -141,6 +142,7 @@ class CoverageGaps(Model):
     files_total: int = 0
     patch: PatchCoverage = Field(default_factory=PatchCoverage)
     changed_files: list[ChangedFileCoverage] = Field(default_factory=list)
+    """Files without coverage data first, then the most uncovered changed lines, up to a limit."""
     uncovered_functions: list[UncoveredFunction] = Field(default_factory=list)
     scenarios: list[ScenarioResult] = Field(default_factory=list)
     top_gaps: list[GapItem] = Field(default_factory=list)
@@ -246,11 +248,19 @@ def is_source_file(path: str, extensions: set[str]) -> bool:
 
 
 def join_changes(
-    files: dict[str, FileData], changed: list[ChangedFile], *, count_unmeasured: bool = True
+    files: dict[str, FileData],
+    changed: list[ChangedFile],
+    *,
+    count_unmeasured: bool = True,
+    limit: int | None = None,
 ) -> tuple[list[ChangedFileCoverage], PatchCoverage]:
-    """Changed-line coverage per changed file and in total (diff-cover's rules for measured files)."""
+    """Changed-line coverage per changed file and in total (diff-cover's rules for measured files).
+
+    Totals cover every file; the per-file list holds the `limit` files with the most uncovered
+    changed lines (all when None), so a 2,000-file diff does not flood a tool result.
+    """
     extensions = {posixpath.splitext(p)[1] for p in files}
-    out: list[ChangedFileCoverage] = []
+    rows: list[tuple[str, str, int, int, int, list[tuple[int, int]]]] = []
     patch = PatchCoverage(count_unmeasured=count_unmeasured)
     for cf in changed:
         if cf.status == "deleted" or cf.binary or not cf.ranges:
@@ -259,40 +269,39 @@ def join_changes(
         fd = files.get(cf.path)
         if fd is None:
             if is_source_file(cf.path, extensions):
-                out.append(ChangedFileCoverage(path=cf.path, status="no-data", changed_lines=changed_lines))
+                rows.append((cf.path, "no-data", changed_lines, 0, 0, []))
                 patch.unmeasured_files.append(cf.path)
                 patch.unmeasured_lines += changed_lines
             continue
-        measured_spans: list[tuple[int, int]] = []
+        measured = 0
         uncovered_spans: list[tuple[int, int]] = []
         for r in cf.ranges:
             m, u = fd.query(r.start, r.end)
-            measured_spans.extend(m)
+            measured += span_lines(m)
             uncovered_spans.extend(u)
-        measured = span_lines(measured_spans)
         uncovered = span_lines(uncovered_spans)
-        covered = measured - uncovered
-        if measured == 0:
-            out.append(ChangedFileCoverage(path=cf.path, status="measured", changed_lines=changed_lines))
-            continue
-        out.append(
-            ChangedFileCoverage(
-                path=cf.path,
-                status="measured",
-                changed_lines=changed_lines,
-                measured=measured,
-                covered=covered,
-                uncovered=uncovered,
-                percent=_pct(covered, measured),
-                uncovered_ranges=[LineRange.model_construct(start=s, end=e) for s, e in uncovered_spans],
-            )
-        )
+        rows.append((cf.path, "measured", changed_lines, measured, uncovered, uncovered_spans))
         patch.measured += measured
-        patch.covered += covered
         patch.uncovered += uncovered
+    patch.covered = patch.measured - patch.uncovered
     patch.percent = _pct(patch.covered, patch.measured)
     extra = patch.unmeasured_lines if count_unmeasured else 0
     patch.percent_with_unmeasured = _pct(patch.covered, patch.measured + extra)
+    if limit is not None and len(rows) > limit:
+        rows = sorted(rows, key=lambda r: (r[1] != "no-data", -r[4], r[0]))[:limit]
+    out = [
+        ChangedFileCoverage(
+            path=path,
+            status=status,
+            changed_lines=changed_lines,
+            measured=measured,
+            covered=measured - uncovered,
+            uncovered=uncovered,
+            percent=_pct(measured - uncovered, measured),
+            uncovered_ranges=[LineRange(start=a, end=b) for a, b in spans],
+        )
+        for path, status, changed_lines, measured, uncovered, spans in rows
+    ]
     return out, patch
 
 
@@ -411,7 +420,7 @@ def find_coverage_gaps(
     notes.extend(load_notes)
     changes = collect_changes(project, base, include_worktree=include_worktree)
     notes.extend(changes.notes)
-    changed_cov, patch = join_changes(data, changes.files, count_unmeasured=count_unmeasured)
+    changed_cov, patch = join_changes(data, changes.files, count_unmeasured=count_unmeasured, limit=CHANGED_LIMIT)
     totals, per_file = file_totals(data)
     changed_paths = {c.path for c in changed_cov}
     per_file.sort(key=lambda f: (f.path not in changed_paths, f.percent if f.percent is not None else 101.0, f.path))

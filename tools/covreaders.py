@@ -23,6 +23,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import accumulate, compress
+from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any
 
@@ -370,9 +371,14 @@ class _GoReader:
             )
         if len(toks) != 3 * nlines:
             self._bad_line(text, buf, pos)
-        blob = b" ".join(toks[0::3]).replace(name + b":", b"")
-        if b":" in blob:
+        cut = len(name) + 1
+        named = toks[0::3]
+        # Every position token starts with "name:" exactly when the smallest and the largest do
+        # (they bound the others lexicographically): a cheap proof that no other file's line is here.
+        head = name + b":"
+        if not (min(named).startswith(head) and max(named).startswith(head)):
             return False
+        blob = b" ".join(map(itemgetter(slice(cut, None)), named))
         w_toks = toks[1::3]
         h_toks = toks[2::3]
         w_join = b"".join(w_toks)
