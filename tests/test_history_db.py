@@ -143,8 +143,26 @@ def test_database_from_a_newer_version_is_refused(project: Project) -> None:
     conn.execute("UPDATE schema_version SET version = 99")
     conn.commit()
     conn.close()
-    with pytest.raises(HistoryError, match=r"schema version 99, newer than this itest-mcp knows \(1\)"):
+    with pytest.raises(HistoryError, match=r"schema version 99, newer than this itest-mcp knows \(2\)"):
         history.list_history(project)
+
+
+def test_version_1_database_is_migrated(project: Project) -> None:
+    path = history.db_path(project)
+    conn = sqlite3.connect(path)
+    conn.executescript(history.MIGRATIONS[0])
+    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    conn.execute("INSERT INTO schema_version VALUES (1)")
+    conn.commit()
+    conn.close()
+    history.record_run(project, _run(0))
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    finally:
+        conn.close()
+    assert "attempts_failed" in names
 
 
 WRITER = textwrap.dedent(

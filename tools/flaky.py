@@ -121,6 +121,7 @@ class FlakyReport(Model):
     runs_considered: int
     phases: list[str] = Field(default_factory=list)
     tests_seen: int = 0
+    """Tests recorded for the phases in the window."""
     flaky: list[TestStats] = Field(default_factory=list)
     broken: list[TestStats] = Field(default_factory=list)
     failing: list[TestStats] = Field(default_factory=list)
@@ -242,7 +243,8 @@ def _runs_of_tests(conn: sqlite3.Connection, win: _Window, test_ids: list[int]) 
     conn.executemany("INSERT INTO cand (id) VALUES (?)", [(t,) for t in test_ids])
     rows = conn.execute(
         "SELECT a.test, a.run, a.attempt, a.outcome, a.duration_us, a.message_sha256 "
-        "FROM win w JOIN attempts a ON a.run = w.id WHERE a.test IN (SELECT id FROM cand) "
+        # CROSS JOIN fixes the loop order: one primary-key seek per (run, test), never a table scan.
+        "FROM win w CROSS JOIN cand c CROSS JOIN attempts a ON a.run = w.id AND a.test = c.id "
         "ORDER BY a.test, a.run, a.attempt"
     )
     by_test: dict[int, dict[int, _RunOfTest]] = defaultdict(dict)
@@ -369,8 +371,8 @@ def _slow(conn: sqlite3.Connection, win: _Window, only: list[int] | None = None)
         conn.executemany("INSERT INTO cand (id) VALUES (?)", [(t,) for t in latest_durations])
         samples: dict[int, list[int]] = defaultdict(list)
         for test, duration_us in conn.execute(
-            "SELECT a.test, a.duration_us FROM prev p JOIN attempts a ON a.run = p.id "
-            "WHERE a.attempt = 0 AND a.outcome != 3 AND a.test IN (SELECT id FROM cand)"
+            "SELECT a.test, a.duration_us FROM prev p CROSS JOIN cand c CROSS JOIN attempts a "
+            "ON a.run = p.id AND a.test = c.id WHERE a.attempt = 0 AND a.outcome != 3"
         ):
             samples[test].append(duration_us)
         regressed: list[tuple[int, float, float, int]] = []
@@ -435,13 +437,16 @@ def analyse(conn: sqlite3.Connection, window: int = DEFAULT_WINDOW, phase: str |
     report = FlakyReport(window=window, runs_considered=len(win.ids), phases=sorted(win.latest))
     if not win.ids:
         return report
+    marks = ",".join("?" * len(report.phases))
     report.tests_seen = conn.execute(
-        "SELECT COUNT(DISTINCT a.test) FROM win w JOIN attempts a ON a.run = w.id"
+        f"SELECT COUNT(DISTINCT test) FROM test_phases WHERE phase IN ({marks})", report.phases
     ).fetchone()[0]
+    # The partial index `attempts_failed` holds failed attempts only: the candidates cost a few seeks.
     candidates = [
         row[0]
         for row in conn.execute(
-            "SELECT DISTINCT a.test FROM win w JOIN attempts a ON a.run = w.id WHERE a.outcome IN (1, 2, 4)"
+            "SELECT DISTINCT a.test FROM win w CROSS JOIN attempts a INDEXED BY attempts_failed "
+            "ON a.run = w.id WHERE a.outcome IN (1, 2, 4)"
         )
     ]
     if candidates:

@@ -102,6 +102,10 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (run, test, attempt)
     ) WITHOUT ROWID;
     """,
+    # 2: failed attempts only, so "which tests failed in these runs" never scans the passing millions.
+    """
+    CREATE INDEX attempts_failed ON attempts(run, test) WHERE outcome IN (1, 2, 4);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
