@@ -7,13 +7,14 @@ import sys
 from typing import Annotated
 
 import anyio
+from mcp.server import MCPServer
+from pydantic import Field
+
 from itest_mcp.server.errors import tool_errors
 from itest_mcp.server.state import ServerState
 from itest_mcp.tools.ci_failures import CiFailures
 from itest_mcp.tools.github_validate import GitHubValidation
 from itest_mcp.tools.repo import Project
-from mcp.server import MCPServer
-from pydantic import Field
 
 
 def register(app: MCPServer, state: ServerState) -> None:
