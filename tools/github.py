@@ -526,6 +526,7 @@ class GitHubClient:
         self._clock = clock
         self._limiter: anyio.CapacityLimiter | None = None
         self._blocked_until = 0.0
+        self._blocked_reason = Classification.SECONDARY_RATE_LIMIT
         self._rng = random.Random(self.policy.seed)
 
     def scrub(self, text: str) -> str:
@@ -731,6 +732,7 @@ class GitHubClient:
         if cls in RATE_LIMITS:
             # GitHub: stop making requests until the limit lifts, so every request of this client waits.
             self._blocked_until = max(self._blocked_until, now + planned)
+            self._blocked_reason = cls
         log.info(
             "%s %s: %s, waiting %.2f s (%s) before attempt %d", method, path, cls.value, planned, basis, attempt + 1
         )
@@ -756,7 +758,7 @@ class GitHubClient:
             method=method,
             path=path,
             attempt=attempt,
-            reason=Classification.SECONDARY_RATE_LIMIT,
+            reason=self._blocked_reason,
             basis="shared-block",
             planned_s=round(planned, 3),
             waited_s=round(self._clock() - now, 3),
