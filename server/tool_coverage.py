@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import Annotated
 
+from mcp.server import MCPServer
+from pydantic import Field
+
 from itest_mcp.server.errors import tool_errors
 from itest_mcp.server.state import ServerState
 from itest_mcp.tools.coverage import CoverageGaps, find_coverage_gaps
 from itest_mcp.tools.repo import Project, ensure_not_option
-from mcp.server import MCPServer
-from pydantic import Field
 
 
 def register(app: MCPServer, state: ServerState) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import commit_all, git
+
 from itest_mcp.server.app import create_app
 from itest_mcp.server.cli import main as cli_main
 from itest_mcp.tools.coverage import find_coverage_gaps

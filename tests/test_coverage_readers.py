@@ -7,6 +7,7 @@ import random
 from pathlib import Path
 
 import pytest
+
 from itest_mcp.tools.covreaders import (
     GO,
     JACOCO,
