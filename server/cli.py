@@ -75,6 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             serve(args.repo, http=args.http, host=args.host, port=args.port)
             return 0
+        if not getattr(args, "needs_project", True):
+            # e.g. `fake-github`: serves anywhere, no repository involved.
+            return int(args.handler(args, None))
         from itest_mcp.tools.repo import open_project
 
         project = open_project(args.repo)

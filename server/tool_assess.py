@@ -5,17 +5,18 @@ from __future__ import annotations
 import argparse
 from typing import Annotated
 
+from mcp.server import MCPServer
+from pydantic import Field
+
 from itest_mcp.server.errors import tool_errors
 from itest_mcp.server.state import ServerState
 from itest_mcp.tools.changes import DEFAULT_MAX_FILES, Assessment, assess_changes
 from itest_mcp.tools.repo import Project
-from mcp.server import MCPServer
-from pydantic import Field
 
 
 def register(app: MCPServer, state: ServerState) -> None:
     @app.tool(name="assess_changes", title="Assess changes")
-    def assess_changes_tool(
+    async def assess_changes_tool(
         base: Annotated[
             str | None,
             Field(description="Base commit/branch; default: merge-base with the default branch, else HEAD~1"),
@@ -30,17 +31,31 @@ def register(app: MCPServer, state: ServerState) -> None:
         max_files: Annotated[int, Field(description="Files listed in the result (all are counted)", ge=1, le=5000)] = (
             DEFAULT_MAX_FILES
         ),
+        ci_failures: Annotated[
+            bool,
+            Field(description="Also list the branch's recent failed CI integration runs (needs a GitHub token)"),
+        ] = True,
     ) -> Assessment:
         """Classify a git diff (categories with file:line evidence) and recommend the phases to run, with reasons."""
+        import anyio
+
         with tool_errors():
-            return assess_changes(
-                state.project(),
-                base,
-                head,
-                include_worktree=include_worktree,
-                import_graph=import_graph,
-                max_files=max_files,
+            project = state.project()
+            assessment = await anyio.to_thread.run_sync(
+                lambda: assess_changes(
+                    project,
+                    base,
+                    head,
+                    include_worktree=include_worktree,
+                    import_graph=import_graph,
+                    max_files=max_files,
+                )
             )
+            if ci_failures:
+                from itest_mcp.tools.assess_ci import attach_ci_failures
+
+                assessment = await attach_ci_failures(project, assessment)
+            return assessment
 
 
 def render_assessment(assessment: Assessment) -> str:
@@ -89,6 +104,12 @@ def render_assessment(assessment: Assessment) -> str:
         lines.append("not recommended:")
         for skip in a.not_recommended:
             lines.append(f"  {skip.phase}: {skip.why}")
+    if a.ci_failures:
+        lines.append("")
+        lines.append("recent failed CI integration runs:")
+        for failure in a.ci_failures:
+            lines.append(f"  {failure.workflow} ({failure.branch or 'branch?'}) {failure.run_url}")
+            lines += [f"    - {test}" for test in failure.failing_tests[:10]]
     if a.import_graph:
         lines.append("")
         lines += [f"import graph: {g}" for g in a.import_graph]
@@ -102,6 +123,7 @@ def add_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--no-worktree", action="store_true", help="ignore staged, unstaged and untracked changes")
     parser.add_argument("--no-imports", action="store_true", help="skip the Go/Python import graph")
     parser.add_argument("--max-files", type=int, default=DEFAULT_MAX_FILES, help="files to list (all are counted)")
+    parser.add_argument("--no-ci", action="store_true", help="do not look up recent failed CI runs on GitHub")
     parser.add_argument("--json", action="store_true", help="print the model as JSON")
     parser.set_defaults(handler=_cli_assess)
 
@@ -115,5 +137,11 @@ def _cli_assess(args: argparse.Namespace, project: Project) -> int:
         import_graph=not args.no_imports,
         max_files=max(1, args.max_files),
     )
+    if not args.no_ci:
+        import anyio
+
+        from itest_mcp.tools.assess_ci import attach_ci_failures
+
+        assessment = anyio.run(lambda: attach_ci_failures(project, assessment))
     print(assessment.model_dump_json(indent=2) if args.json else render_assessment(assessment))
     return 0

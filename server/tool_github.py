@@ -125,7 +125,7 @@ def add_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     fake.add_argument("--seed", type=int, default=0, help="seed of the flaky-5xx schedule")
     fake.add_argument("--retry-after", type=int, default=1, help="retry-after / reset seconds the fake sends")
     fake.add_argument("--list-scenarios", action="store_true", help="print the scenarios and exit")
-    fake.set_defaults(handler=_cli_fake)
+    fake.set_defaults(handler=_cli_fake, needs_project=False)
 
 
 def _cli_github(args: argparse.Namespace, project: Project) -> int:
@@ -154,7 +154,7 @@ def _cli_ci(args: argparse.Namespace, project: Project) -> int:
     return 0
 
 
-def _cli_fake(args: argparse.Namespace, project: Project) -> int:
+def _cli_fake(args: argparse.Namespace, project: Project | None) -> int:
     from itest_mcp.tools.errors import InputError
     from itest_mcp.tools.fake_github import SCENARIOS, FakeGitHub
 
