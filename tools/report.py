@@ -10,6 +10,7 @@ does not parse, a locked history) becomes a finding, never a failed report.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -109,6 +110,27 @@ CAUSE_PATTERNS: tuple[tuple[Cause, re.Pattern[str]], ...] = (
         ),
     ),
 )
+# Literal fragments (lower case) one of which a pattern's match must contain: a cheap `in` test
+# skips most regex searches, which on long excerpts cost milliseconds each.
+NEEDLES: dict[Cause, tuple[str, ...]] = {
+    Cause.DATA_RACE: ("data race", "race detected"),
+    Cause.PANIC: ("panic: ", "goroutine "),
+    Cause.BUILD: (
+        "build failed", "undefined: ", "declared and not used", "imported and not used", "syntax error",
+        "syntaxerror", "importerror", "during collection", "cannot use ",
+    ),
+    Cause.TIMEOUT: ("timed out", "deadline exceeded", "timeout"),
+    Cause.RATE_LIMIT: ("rate", "429", "too many requests"),
+    Cause.AUTH: ("401", "403", "unauthori", "credentials", "forbidden", "authentication", "invalid token"),
+    Cause.NETWORK: (
+        "connection", "no such host", "dial tcp", "unreachable", "broken pipe", "eof", "connecterror",
+        "remotedisconnected", "tls handshake", "name resolution",
+    ),
+    Cause.ENVIRONMENT: (
+        "not found", "no such file", "permission denied", "modulenotfounderror", "environment variable",
+        "github_token", "gh_token", "address already in use", "too many open files", "no space left", "not on path",
+    ),
+}  # fmt: skip
 PARSER_KINDS: dict[str, Cause] = {
     "data-race": Cause.DATA_RACE,
     "race": Cause.DATA_RACE,
@@ -118,13 +140,32 @@ PARSER_KINDS: dict[str, Cause] = {
 }
 
 
+CLASSIFY_HEAD = 600
+CLASSIFY_TAIL = 1400
+
+
 def classify(failure: Failure) -> tuple[Cause, str]:
     """The cause class of a failure and the line of data it was read from."""
-    text = "\n".join(part for part in (failure.message, failure.excerpt) if part)
+    return _classify(failure.message, failure.excerpt, failure.kind, failure.outcome)
+
+
+@functools.lru_cache(maxsize=4096)
+def _classify(message: str, excerpt: str, kind: str | None, outcome: Outcome) -> tuple[Cause, str]:
+    # A failure prints its cause near the start (panic:, WARNING: DATA RACE) or the end (the
+    # assertion, "race detected"); the middle of a long excerpt is stack frames. Bounding the text
+    # keeps nine patterns over hundreds of failures well inside the report's time budget.
+    if len(excerpt) > CLASSIFY_HEAD + CLASSIFY_TAIL:
+        excerpt = excerpt[:CLASSIFY_HEAD] + "\n" + excerpt[-CLASSIFY_TAIL:]
+    failure = Failure(test="", message=message, excerpt=excerpt, kind=kind, outcome=outcome)
+    text = "\n".join(part for part in (message, excerpt) if part)
     strong = PARSER_KINDS.get(failure.kind or "")
     if strong is not None:
         return strong, f"the test output parser marked it {failure.kind!r}" + _quote_match(strong, text)
+    lower = text.lower()
     for cause, pattern in CAUSE_PATTERNS:
+        needles = NEEDLES.get(cause)
+        if needles is not None and not any(n in lower for n in needles):
+            continue
         match = pattern.search(text)
         if match:
             return cause, _evidence(failure, text, match)
