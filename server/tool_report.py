@@ -7,6 +7,10 @@ import argparse
 import sys
 from typing import Annotated, Literal
 
+from mcp.server import MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError
+from pydantic import Field
+
 from itest_mcp.server.errors import tool_errors
 from itest_mcp.server.state import ServerState
 from itest_mcp.tools.errors import InputError, ItestError
@@ -14,9 +18,6 @@ from itest_mcp.tools.flaky import DEFAULT_WINDOW, FlakyReport, HistoryView, flak
 from itest_mcp.tools.repo import Project
 from itest_mcp.tools.report import Report, build_report, latest_report_markdown, render_markdown
 from itest_mcp.tools.workflow import workflow_prompt
-from mcp.server import MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError
-from pydantic import Field
 
 Format = Literal["md", "json", "html"]
 
@@ -232,6 +233,7 @@ def _cli_flaky(args: argparse.Namespace, project: Project) -> int:
 
 def _cli_workflow(args: argparse.Namespace, project: Project) -> int:
     import anyio
+
     from itest_mcp.tools.workflow import render_workflow, run_workflow
 
     async def say(message: str) -> None:
