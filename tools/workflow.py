@@ -83,7 +83,7 @@ async def run_workflow(
     phases = _phases_to_run(project, assessment, result)
     runs = await _run_phases(project, phases, result, say)
     _rerun_summary(runs, result)
-    await _coverage(project, runs, result, say)
+    await _coverage(project, runs, base, result, say)
     await _github(project, assessment, result, say, github_api_url)
     await say("building the report")
     try:
@@ -213,7 +213,7 @@ def _rerun_summary(runs: list[PhaseRun], result: WorkflowResult) -> None:
     )
 
 
-async def _coverage(project: Project, runs: list[PhaseRun], result: WorkflowResult, say: Say) -> None:
+async def _coverage(project: Project, runs: list[PhaseRun], base: str | None, result: WorkflowResult, say: Say) -> None:
     find_gaps = _optional("coverage", "find_coverage_gaps")
     files = [c for r in runs for c in r.artifacts.coverage]
     if find_gaps is None:
@@ -227,19 +227,10 @@ async def _coverage(project: Project, runs: list[PhaseRun], result: WorkflowResu
         )
         return
     await say("finding coverage gaps")
-    import inspect
-
-    kwargs: dict[str, Any] = {}
-    params = inspect.signature(find_gaps).parameters
-    if "run_ids" in params:
-        kwargs["run_ids"] = [r.run_id for r in runs]
-    elif "runs" in params:
-        kwargs["runs"] = [r.run_id for r in runs]
     try:
-        outcome = find_gaps(project, **kwargs)
-        gaps: BaseModel = await outcome if inspect.isawaitable(outcome) else outcome
+        gaps: BaseModel = find_gaps(project, files, base=base)
     except ItestError as exc:
-        save_error(project, "coverage", exc)
+        save_error(project, "coverage", exc, source=", ".join(files))
         result.steps.append(WorkflowStep(name="coverage gaps", status="error", detail=str(exc)))
         return
     save_latest(project, "coverage", gaps)
