@@ -9,6 +9,7 @@ from mcp.server import MCPServer
 from pydantic import Field
 
 from itest_mcp.server.errors import tool_errors
+from itest_mcp.server.latest import remember
 from itest_mcp.server.state import ServerState
 from itest_mcp.tools.changes import DEFAULT_MAX_FILES, Assessment, assess_changes
 from itest_mcp.tools.repo import Project
@@ -55,6 +56,7 @@ def register(app: MCPServer, state: ServerState) -> None:
                 from itest_mcp.tools.assess_ci import attach_ci_failures
 
                 assessment = await attach_ci_failures(project, assessment)
+            remember(project, "assess", assessment)
             return assessment
 
 
@@ -143,5 +145,6 @@ def _cli_assess(args: argparse.Namespace, project: Project) -> int:
         from itest_mcp.tools.assess_ci import attach_ci_failures
 
         assessment = anyio.run(lambda: attach_ci_failures(project, assessment))
+    remember(project, "assess", assessment)
     print(assessment.model_dump_json(indent=2) if args.json else render_assessment(assessment))
     return 0

@@ -11,6 +11,7 @@ from mcp.server import MCPServer
 from pydantic import Field
 
 from itest_mcp.server.errors import tool_errors
+from itest_mcp.server.latest import remember
 from itest_mcp.server.state import ServerState
 from itest_mcp.tools.ci_failures import CiFailures
 from itest_mcp.tools.github_validate import GitHubValidation
@@ -39,9 +40,12 @@ def register(app: MCPServer, state: ServerState) -> None:
         from itest_mcp.tools.github_validate import validate_github_api
 
         with tool_errors():
-            return await validate_github_api(
-                state.project(), repos=repos, api_url=api_url, handling_check=handling_check, timeout_s=timeout_s
+            project = state.project()
+            result = await validate_github_api(
+                project, repos=repos, api_url=api_url, handling_check=handling_check, timeout_s=timeout_s
             )
+            remember(project, "github", result)
+            return result
 
     @app.tool(name="review_ci_failures", title="Review CI failures")
     async def review_ci_failures_tool(
@@ -140,6 +144,7 @@ def _cli_github(args: argparse.Namespace, project: Project) -> int:
             timeout_s=args.timeout,
         )
     )
+    remember(project, "github", result)
     print(result.model_dump_json(indent=2) if args.json else render_validation(result))
     return 0 if result.ok else 1
 

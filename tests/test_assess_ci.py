@@ -62,3 +62,16 @@ async def test_mcp_tool_with_and_without_ci(demo_repo: Path, monkeypatch: pytest
     assert not with_ci.is_error and not without.is_error
     assert any("CI failures not looked up" in n for n in with_ci.structured_content["notes"])
     assert not any("CI failures" in n for n in without.structured_content["notes"])
+
+
+@pytest.mark.anyio
+async def test_the_latest_assessment_is_kept_for_the_report(demo_repo: Path):
+    from itest_mcp.tools.results_store import load_latest
+
+    _feature_branch(demo_repo)
+    async with Client(create_app(demo_repo)) as client:
+        args = {"base": "main", "import_graph": False, "ci_failures": False}
+        result = await client.call_tool("assess_changes", args)
+    kept = load_latest(open_project(demo_repo), "assess")
+    assert kept is not None
+    assert kept["summary"] == result.structured_content["summary"]
