@@ -436,8 +436,9 @@ def _read_file(path: Path, entry: JUnitFile, acc: _Accumulator) -> None:
         except etree.XMLSyntaxError as exc:
             line, column = exc.position if exc.position else (exc.lineno, 0)
             read = f"; the {target.n_cases} testcases before it are included" if target.n_cases else ""
+            reason = re.sub(r",? line \d+, column \d+.*$", "", exc.msg or "").strip() or "syntax error"
             raise JUnitError(
-                f"{name}: not well-formed XML at line {line}, column {column}: {exc.msg}{read}; "
+                f"{name}: not well-formed XML at line {line}, column {column}: {reason}{read}; "
                 f"the file is corrupt or was cut off, regenerate it"
             ) from None
         target.finish_file()

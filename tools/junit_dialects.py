@@ -112,14 +112,24 @@ def failure_kind(type_: str | None, message: str, text: str) -> str | None:
 
 # -- locations -------------------------------------------------------------------------------
 
-_GO_RE = re.compile(r"^\s*([\w./\\-]+\.go):(\d+):", re.M)
-_GO_TRACE_RE = re.compile(r"^\s*(/[^\s:]+\.go):(\d+)", re.M)
-_PY_RE = re.compile(r'^\s*(?:File ")?([^\s:"]+\.py)(?::|", line )(\d+)', re.M)
-_JAVA_RE = re.compile(r"\bat (?:[\w.$@-]+/+)?([\w$.]+)\.[\w$<>]+\(([\w$]+\.(?:java|kt|scala|groovy)):(\d+)\)")
-_JS_RE = re.compile(r"\bat (?:.*? \()?((?:file://)?[^\s()]+\.(?:[cm]?js|jsx|[cm]?ts|tsx|vue)):(\d+)(?::\d+)?\)?")
-_RUBY_RE = re.compile(r"([\w./-]+\.rb):(\d+)")
-_PHP_RE = re.compile(r"([\w./\\-]+\.php):(\d+)")
-_ANY_RE = re.compile(r"([\w./-]+\.[A-Za-z]{1,5}):(\d+)")
+# Untrusted text: every pattern starts at a line start, a literal, or a token boundary (the lookbehinds) and
+# bounds its repetitions, so a megabyte of "xxxx" costs linear time, not quadratic backtracking.
+_SCAN_HEAD = 8192
+_SCAN_TAIL = 4096
+_TOKEN = r"(?<![\w./\\-])"
+_GO_RE = re.compile(r"^[ \t]*([\w./\\-]{1,300}\.go):(\d{1,9}):", re.M)
+_GO_TRACE_RE = re.compile(r"^[ \t]*(/[^\s:]{1,500}\.go):(\d{1,9})", re.M)
+_PY_RE = re.compile(r'^[ \t]*(?:File ")?([^\s:"]{1,300}\.py)(?::|", line )(\d{1,9})', re.M)
+_JAVA_RE = re.compile(
+    r"\bat (?:[\w.$@-]{1,100}/{1,2})?([\w$.]{1,300})\.[\w$<>]{1,100}"
+    r"\(([\w$]{1,100}\.(?:java|kt|scala|groovy)):(\d{1,9})\)"
+)
+_JS_RE = re.compile(
+    r"\bat (?:[^\n()]{0,300} \()?((?:file://)?[^\s()]{1,300}\.(?:[cm]?js|jsx|[cm]?ts|tsx|vue)):(\d{1,9})(?::\d{1,9})?\)?"
+)
+_RUBY_RE = re.compile(_TOKEN + r"([\w./-]{1,300}\.rb):(\d{1,9})")
+_PHP_RE = re.compile(_TOKEN + r"([\w./\\-]{1,300}\.php):(\d{1,9})")
+_ANY_RE = re.compile(_TOKEN + r"([\w./-]{1,300}\.[A-Za-z]{1,5}):(\d{1,9})")
 _PHPUNIT_ID = re.compile(r"^[\w\\]+::\w+")
 _JAVA_FRAMEWORK = ("org.junit.", "junit.", "java.", "javax.", "jdk.", "sun.", "org.apache.maven.", "org.gradle.")
 
@@ -137,6 +147,9 @@ def find_location(
     When the attributes name a file and the trace has a frame in that same file, the frame's line wins:
     attributes give the test's first line (pytest, PHPUnit), the frame the line that failed.
     """
+    if len(text) > _SCAN_HEAD + _SCAN_TAIL:
+        # frames that matter sit at the top (Go, Java, JS) or the bottom (Python) of a trace
+        text = text[:_SCAN_HEAD] + "\n" + text[-_SCAN_TAIL:]
     found = _from_trace(text, classname, root) if text else None
     if file_attr:
         rel = repo_relative(file_attr, root)
