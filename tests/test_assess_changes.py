@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from conftest import commit_all, git
+
 from itest_mcp.tools.changes import Assessment, CIFailure, assess_changes
 from itest_mcp.tools.errors import ConfigError
 from itest_mcp.tools.repo import open_project
@@ -194,11 +195,18 @@ def test_assess_config_adds_disables_and_ignores(demo_repo: Path) -> None:
     ("body", "expected"),
     [
         ('[assess]\n[[assess.rules]]\nid = "x"\ncategory = "network"\npattern = "(unclosed"\n',
-         r"itest\.toml:5 \[assess\.rules\.pattern\]: .*'\(unclosed' is not a valid regular expression"),
+         r"itest\.toml:5 \[assess\.rules\[0\]\.pattern\]: .*'\(unclosed' is not a valid regular expression"),
+        # The second [[assess.rules]] entry: its own line and index, not the first entry's.
+        ('[assess]\n[[assess.rules]]\nid = "a"\ncategory = "network"\npattern = "x"\n\n'
+         '[[assess.rules]]\nid = "b"\ncategory = "network"\npattern = "(bad"\n',
+         r"itest\.toml:10 \[assess\.rules\[1\]\.pattern\]: .*'\(bad' is not a valid regular expression"),
+        ('[assess]\n[[assess.rules]]\nid = "a"\ncategory = "network"\npattern = "x"\n\n'
+         '[[assess.rules]]\nid = "b"\ncategory = "network"\n',
+         r"itest\.toml:7 \[assess\.rules\[1\]\]: .*rule 'b' needs 'paths' or 'pattern'"),
         ('[assess]\nunknown = 1\n', r"itest\.toml:2 \[assess\.unknown\]: unknown key 'unknown'"),
         ('[assess]\ndisable = ["no.such.rule"]\n', r"itest\.toml:2 \[assess\.disable\]: .*'no\.such\.rule'"),
         ('[assess]\n[[assess.rules]]\nid = "y"\ncategory = "network"\n',
-         r"itest\.toml:\d \[assess\.rules\]: .*needs 'paths' or 'pattern'"),
+         r"itest\.toml:2 \[assess\.rules\[0\]\]: .*needs 'paths' or 'pattern'"),
     ],
 )  # fmt: skip
 def test_assess_config_errors_name_file_key_line(make_repo: Callable[..., Path], body: str, expected: str) -> None:

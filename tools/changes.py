@@ -348,75 +348,86 @@ class _Hits:
             kept.append(evidence)
 
 
-def _line_match(rule: CompiledRule, views: _Views, raw: str) -> re.Match[str] | None:
-    regex = rule.regex
-    assert regex is not None
-    scope = rule.rule.scope
-    if scope == "any":
-        return regex.search(raw)
-    if scope == "code+strings":
-        return regex.search(views.code_strings)
-    if scope == "import":
-        for imp in views.imports:
-            found = regex.search(imp)
-            if found:
-                return found
-        return None
-    return regex.search(views.code)
-
-
 def classify_file(path: str, language: str | None, lines: FileLines | None, rules: RuleSet) -> _Hits:
     """Run the path rules and the line rules of `rules` over one file."""
     hits = _Hits()
-    for compiled in rules.path_rules:
-        if not compiled.path_applies(path):
-            continue
-        glob = glob_match(path, compiled.rule.paths)
-        if glob is not None:
-            hits.add(
-                compiled.rule.category,
-                Evidence(file=path, text=f"path matches {glob!r}", match=glob, rule=compiled.rule.id),
-            )
-    if lines is None or not lines.lines or rules.any_line is None:
+    if rules.any_path_rule is not None and rules.any_path_rule.match(path):
+        for compiled in rules.path_rules:
+            if not compiled.path_applies(path):
+                continue
+            glob = glob_match(path, compiled.rule.paths)
+            if glob is not None:
+                hits.add(
+                    compiled.rule.category,
+                    Evidence(file=path, text=f"path matches {glob!r}", match=glob, rule=compiled.rule.id),
+                )
+    if lines is None or not lines.lines:
         return hits
-    applicable = [
-        c
-        for c in rules.line_rules
-        if (language in c.languages if c.languages else language not in PROSE) and c.path_applies(path)
-    ]
+    applicable = rules.line_rules_for(path, language, PROSE)
     if not applicable:
         return hits
-    any_line = rules.any_line
-    scope_any = rules.any_in_scope
+    # Which rules can fire at all: one of their needles (literals every match holds) occurs in the file.
+    blob = "\n".join([d.text for d in lines.lines]).lower()
+    every_line = not blob.isascii()  # lower-cased needles are exact only for ASCII text
+    live: list[CompiledRule] = []
+    needles: set[str] = set()
+    for compiled in applicable:
+        rule_needles = compiled.needles
+        if rule_needles is None or every_line:
+            live.append(compiled)
+            every_line = True
+            continue
+        present = [n for n in rule_needles if n in blob]
+        if present:
+            live.append(compiled)
+            needles.update(present)
+    if not live:
+        return hits
+    line_needles = tuple(needles)
     strippers = {"+": _Stripper(language), "-": _Stripper(language)}
     for diff_line in lines.lines:
         text = diff_line.text
         stripper = strippers[diff_line.kind]
-        candidate = any_line.search(text) is not None
-        if not candidate:
-            if stripper.needs_tracking(text):
-                stripper.views(text, diff_line.line)
+        if not every_line:
+            low = text.lower()
+            for needle in line_needles:
+                if needle in low:
+                    break
             else:
-                stripper.last_line = diff_line.line
-            continue
+                # Not a candidate, but a block comment or multi-line string may open or close here.
+                if stripper.needs_tracking(text):
+                    stripper.views(text, diff_line.line)
+                else:
+                    stripper.last_line = diff_line.line
+                continue
         views = stripper.views(text, diff_line.line)
-        views.imports = _imports_of(language, text) if views.code.strip() else []
-        live = {
-            scope
-            for scope, regex in scope_any.items()
-            if regex.search(text if scope == "any" else views.code_strings if scope == "code+strings" else views.code)
-        }
-        if views.imports:
-            live.add("import")
-        if not live:
-            continue
-        for compiled in applicable:
-            if compiled.rule.scope not in live:
-                continue
-            found = _line_match(compiled, views, text)
-            if found is None:
-                continue
-            hits.add(compiled.rule.category, _evidence(path, diff_line, found, compiled))
+        imports = _imports_of(language, text) if views.code.strip() else []
+        lowered: dict[str, str] = {}
+        for compiled in live:
+            scope = compiled.scope
+            regex = compiled.regex
+            assert regex is not None
+            found: re.Match[str] | None = None
+            if scope == "import":
+                for imp in imports:
+                    found = regex.search(imp)
+                    if found:
+                        break
+            else:
+                view = text if scope == "any" else views.code_strings if scope == "code+strings" else views.code
+                rule_needles = compiled.needles
+                if rule_needles is not None and view.isascii():
+                    low_view = lowered.get(scope)
+                    if low_view is None:
+                        low_view = lowered[scope] = view.lower()
+                    for needle in rule_needles:
+                        if needle in low_view:
+                            break
+                    else:
+                        continue
+                found = regex.search(view)
+            if found is not None:
+                hits.add(compiled.rule.category, _evidence(path, diff_line, found, compiled))
     return hits
 
 

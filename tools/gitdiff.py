@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,7 +72,7 @@ class ChangeSet(Model):
     notes: list[str] = Field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class DiffLine:
     """One added ('+', new-file line number) or removed ('-', old-file line number) line of a hunk."""
 
@@ -323,14 +322,10 @@ def _diff(
 ) -> tuple[list[ChangedFile], dict[str, FileLines], list[str]]:
     notes: list[str] = []
     revs, pathspec = _diff_args(project, rng)
-    pre = ["--literal-pathspecs", "-c", "core.quotePath=true", "diff", *_DIFF_OPTS]
-    # The two git runs overlap: the summary is captured in a thread while the patch streams here.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        raw_future = pool.submit(
-            project.git, *pre, "--raw", "--numstat", "-z", *revs, *pathspec, timeout=DIFF_TIMEOUT_S
-        )
-        hunks = _stream_hunks(project, [*pre, "-U0", *revs, *pathspec], keep_lines=keep_lines)
-        entries = _parse_raw_numstat(raw_future.result())
+    # One git run gives both the raw records (status, modes, renames) and the -U0 patch; the line counts
+    # come from the hunk headers (what --numstat counts), so git diffs every file once, not twice.
+    args = ["--literal-pathspecs", "-c", "core.quotePath=true", "diff", *_DIFF_OPTS, "--raw", "-U0", *revs, *pathspec]
+    entries, hunks = _stream_diff(project, args, keep_lines=keep_lines)
 
     files: list[ChangedFile] = []
     kept: dict[str, FileLines] = {}
@@ -347,17 +342,18 @@ def _diff(
             notes.append(
                 f"{path}: more than {RANGES_PER_FILE} changed ranges; the last range was widened to cover the rest"
             )
+        binary = parsed is not None and parsed.binary
         status = "submodule" if is_sub else entry.status
-        if entry.binary and status == "modified":
+        if binary and status == "modified":
             status = "binary"
         files.append(
             ChangedFile(
                 path=path,
                 old_path=old if entry.old_path else None,
                 status=status,
-                added=entry.added,
-                removed=entry.removed,
-                binary=entry.binary,
+                added=0 if parsed is None or binary else parsed.added,
+                removed=0 if parsed is None or binary else parsed.removed,
+                binary=binary,
                 ranges=[LineRange(start=s, end=e) for s, e in ranges],
             )
         )
@@ -390,56 +386,34 @@ class _Entry:
     path: str
     old_path: str | None
     submodule: bool
-    added: int = 0
-    removed: int = 0
-    binary: bool = False
 
 
 _RAW_STATUS = {"A": "added", "M": "modified", "D": "deleted", "R": "renamed", "C": "copied", "T": "modified"}
 
 
-def _parse_raw_numstat(out: str) -> list[_Entry]:
-    """Parse `git diff --raw --numstat -z`: raw records (`:` headers) first, then numstat records."""
-    tokens = out.split("\0")
-    entries: list[_Entry] = []
-    i = 0
-    n = len(tokens)
-    while i < n and tokens[i].startswith(":"):
-        header = tokens[i][1:].split()
-        old_mode, new_mode, letter = header[0], header[1], header[4]
-        code = letter[:1]
-        if code in ("R", "C"):
-            old_path, path = tokens[i + 1], tokens[i + 2]
-            i += 3
-        else:
-            old_path, path = None, tokens[i + 1]
-            i += 2
-        status = _RAW_STATUS.get(code, "modified")
-        entries.append(_Entry(status, path, old_path, submodule="160000" in (old_mode, new_mode)))
-    # numstat records come in the same order: "added\tremoved\tpath" or "added\tremoved\t" + old + new.
-    k = 0
-    while i < n and k < len(entries):
-        token = tokens[i]
-        if not token:
-            i += 1
-            continue
-        added, removed, rest = (token.split("\t", 2) + ["", ""])[:3]
-        i += 1 if rest else 3
-        entry = entries[k]
-        k += 1
-        if added == "-" and removed == "-":
-            entry.binary = True
-        else:
-            entry.added = int(added) if added.isdigit() else 0
-            entry.removed = int(removed) if removed.isdigit() else 0
-    return entries
+def _parse_raw(line: str) -> _Entry:
+    """One `--raw` record: `:old_mode new_mode old_sha new_sha STATUS<TAB>path[<TAB>new path]` (paths C-quoted)."""
+    header, _, paths = line.partition("\t")
+    fields = header[1:].split()
+    old_mode, new_mode, letter = fields[0], fields[1], fields[4]
+    code = letter[:1]
+    if code in ("R", "C"):
+        old_path, _, path = paths.partition("\t")
+        old: str | None = _c_unquote(old_path)
+    else:
+        path, old = paths, None
+    status = _RAW_STATUS.get(code, "modified")
+    return _Entry(status, _c_unquote(path), old, submodule="160000" in (old_mode, new_mode))
 
 
-@dataclass
+@dataclass(slots=True)
 class _Parsed:
     ranges: list[tuple[int, int]] = field(default_factory=list)
-    kept: FileLines = field(default_factory=FileLines)
+    kept: FileLines = field(default_factory=lambda: FileLines())
     coarsened: bool = False
+    added: int = 0
+    removed: int = 0
+    binary: bool = False
 
 
 def _c_unquote(text: str) -> str:
@@ -481,91 +455,127 @@ def _header_path(rest: str) -> str:
     return rest[2 : 2 + half]
 
 
-def _hunk_numbers(line: str) -> tuple[int, int, int, int]:
+def _hunk_numbers(line: bytes) -> tuple[int, int, int, int]:
     """(old start, old count, new start, new count) from `@@ -a[,b] +c[,d] @@`."""
-    parts = line.split(" ", 3)
-    old, new = parts[1][1:], parts[2][1:]
-    o_start, _, o_count = old.partition(",")
-    n_start, _, n_count = new.partition(",")
+    parts = line.split(b" ", 3)
+    o_start, _, o_count = parts[1][1:].partition(b",")
+    n_start, _, n_count = parts[2][1:].partition(b",")
     return int(o_start), int(o_count) if o_count else 1, int(n_start), int(n_count) if n_count else 1
 
 
-def _stream_hunks(project: Project, args: list[str], *, keep_lines: bool) -> dict[str, _Parsed]:
-    """Stream `git diff -U0` and keep, per git path, the new-side ranges and (bounded) hunk lines."""
+def _stream_diff(project: Project, args: list[str], *, keep_lines: bool) -> tuple[list[_Entry], dict[str, _Parsed]]:
+    """Stream `git diff --raw -U0`: the raw records, then per git path the counts, new-side ranges and kept lines."""
     result = StreamResult()
+    entries: list[_Entry] = []
     parsed: dict[str, _Parsed] = {}
     current: _Parsed | None = None
+    current_kept = FileLines()
+    kept_lines: list[DiffLine] = current_kept.lines
+    keep = False  # keep this file's lines (keep_lines and under the per-file cap)
+    capped = False  # keep_lines, but this file is at the cap: a further line marks it truncated
     header_path: str | None = None
     in_header = False
+    in_raw = True
     old_left = new_left = 0
     old_no = new_no = 0
     continuing = False  # inside a patch line longer than READ_PIECE
     for raw in stream_lines(
         ["git", *args], cwd=project.git_root, timeout=DIFF_TIMEOUT_S, result=result, piece=READ_PIECE
     ):
-        complete = raw.endswith(b"\n")
         if continuing:
-            continuing = not complete
+            continuing = raw[-1:] != b"\n"
             continue
-        continuing = not complete
-        first = raw[:1]
-        if (old_left or new_left) and first in (b"+", b"-", b" "):
+        continuing = raw[-1:] != b"\n"
+        if old_left or new_left:
+            first = raw[:1]
             if first == b"+":
-                if keep_lines and current is not None:
-                    _keep(current.kept, "+", new_no, raw)
+                if keep:
+                    text = raw[1:_KEEP_BYTES].decode("utf-8", errors="replace").rstrip("\r\n")
+                    kept_lines.append(DiffLine("+", new_no, text[:KEPT_LINE_CHARS]))
+                    keep = len(kept_lines) < KEPT_LINES_PER_FILE
+                    capped = not keep
+                elif capped:
+                    current_kept.truncated = True
                 new_no += 1
                 new_left -= 1
-            elif first == b"-":
-                if keep_lines and current is not None:
-                    _keep(current.kept, "-", old_no, raw)
+                continue
+            if first == b"-":
+                if keep:
+                    text = raw[1:_KEEP_BYTES].decode("utf-8", errors="replace").rstrip("\r\n")
+                    kept_lines.append(DiffLine("-", old_no, text[:KEPT_LINE_CHARS]))
+                    keep = len(kept_lines) < KEPT_LINES_PER_FILE
+                    capped = not keep
+                elif capped:
+                    current_kept.truncated = True
                 old_no += 1
                 old_left -= 1
-            else:
+                continue
+            if first == b" ":
                 old_no += 1
                 new_no += 1
                 old_left -= 1
                 new_left -= 1
-            continue
-        if first == b"\\":
-            continue
-        line = raw.decode("utf-8", errors="replace").rstrip("\n")
-        if line.startswith("diff --git "):
-            header_path = _header_path(line[len("diff --git ") :])
-            current = _Parsed()
-            parsed[header_path] = current
-            in_header = True
-            old_left = new_left = 0
-            continue
-        if current is None:
-            continue
-        if line.startswith("@@ "):
+                continue
+        if raw.startswith(b"@@ ") and current is not None:
             in_header = False
-            o_start, o_count, n_start, n_count = _hunk_numbers(line)
+            o_start, o_count, n_start, n_count = _hunk_numbers(raw)
             old_left, new_left = o_count, n_count
             old_no, new_no = o_start, n_start
+            current.removed += o_count
+            current.added += n_count
             if n_count > 0:
                 _add_range(current, n_start, n_start + n_count - 1)
             continue
-        if in_header:
-            for prefix in ("rename to ", "copy to "):
-                if line.startswith(prefix):
-                    new_path = _c_unquote(line[len(prefix) :])
-                    if header_path is not None and parsed.get(header_path) is current:
-                        del parsed[header_path]
-                    parsed[new_path] = current
-                    header_path = new_path
-            if line.startswith("+++ b/") or line.startswith('+++ "b/'):
-                # git ends the name with a TAB when it holds a space.
-                new_path = _c_unquote(line[4:].rstrip("\t")).removeprefix("b/")
-                if new_path != header_path:
-                    if header_path is not None and parsed.get(header_path) is current:
-                        del parsed[header_path]
-                    parsed[new_path] = current
-                    header_path = new_path
+        if raw[:1] == b"\\":
+            continue
+        line = raw.decode("utf-8", errors="replace").rstrip("\n")
+        if in_raw:
+            if line.startswith(":"):
+                entries.append(_parse_raw(line))
+                continue
+            in_raw = False
+            if not line:
+                continue  # the blank line between the raw records and the patch
+        if line.startswith("diff --git "):
+            header_path = _header_path(line[len("diff --git ") :])
+            # A type change comes as two patches (delete, create) of one path: they add up.
+            current = parsed.get(header_path) or _Parsed()
+            parsed[header_path] = current
+            current_kept = current.kept
+            kept_lines = current_kept.lines
+            keep = keep_lines and len(kept_lines) < KEPT_LINES_PER_FILE
+            capped = keep_lines and not keep
+            in_header = True
+            old_left = new_left = 0
+            continue
+        if current is None or not in_header:
+            continue
+        if line.startswith("Binary files ") and line.endswith(" differ"):
+            current.binary = True
+            continue
+        for prefix in ("rename to ", "copy to "):
+            if line.startswith(prefix):
+                new_path = _c_unquote(line[len(prefix) :])
+                if header_path is not None and parsed.get(header_path) is current:
+                    del parsed[header_path]
+                parsed[new_path] = current
+                header_path = new_path
+        if line.startswith("+++ b/") or line.startswith('+++ "b/'):
+            # git ends the name with a TAB when it holds a space.
+            new_path = _c_unquote(line[4:].rstrip("\t")).removeprefix("b/")
+            if new_path != header_path:
+                if header_path is not None and parsed.get(header_path) is current:
+                    del parsed[header_path]
+                parsed[new_path] = current
+                header_path = new_path
     if result.returncode != 0:
         detail = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else f"exit {result.returncode}"
         raise GitError(f"git diff -U0 failed in {project.git_root}: {detail}")
-    return parsed
+    return entries, parsed
+
+
+_KEEP_BYTES = 1 + KEPT_LINE_CHARS * 4
+"""Bytes of a patch line decoded for the rules: enough for KEPT_LINE_CHARS characters of UTF-8."""
 
 
 def _add_range(current: _Parsed, start: int, end: int) -> None:
@@ -583,7 +593,7 @@ def _keep(kept: FileLines, kind: str, number: int, raw: bytes) -> None:
     if len(kept.lines) >= KEPT_LINES_PER_FILE:
         kept.truncated = True
         return
-    text = raw[1 : 1 + KEPT_LINE_CHARS * 4].decode("utf-8", errors="replace").rstrip("\r\n")
+    text = raw[1:_KEEP_BYTES].decode("utf-8", errors="replace").rstrip("\r\n")
     kept.lines.append(DiffLine(kind, number, text[:KEPT_LINE_CHARS]))
 
 

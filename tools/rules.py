@@ -32,9 +32,10 @@ Override in `itest.toml`::
 from __future__ import annotations
 
 import fnmatch
+import importlib
 import re
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -42,8 +43,6 @@ from .config import RawConfig, validate_section
 from .models import Model
 
 Scope = Literal["code", "code+strings", "import", "any"]
-IMPORT_LINE = r"^\s*(?:import|from)\b|^\s*(?:[\w.]+\s+)?\"[^\"\s]+\"\s*(?://.*)?$"
-"""Lines that may be imports (Python `import`/`from`, Go import specs)."""
 
 
 class Rule(Model):
@@ -307,16 +306,91 @@ def glob_match(path: str, globs: list[str]) -> str | None:
     return None
 
 
-class CompiledRule:
-    """A rule ready to run: its regexes compiled once."""
+# -- literal needles: a cheap necessary condition for a rule's regex ------------------------------
 
-    __slots__ = ("rule", "regex", "languages")
+_sre_parser: Any
+_sre_constants: Any
+try:  # the stdlib's own regex parser (private, so it may move): without it every rule runs on every line
+    _sre_parser = importlib.import_module("re._parser")
+    _sre_constants = importlib.import_module("re._constants")
+except ImportError:  # pragma: no cover - other Pythons
+    _sre_parser = _sre_constants = None
+
+_MAX_NEEDLES = 64
+
+
+def _needles_of(items: Any) -> frozenset[str] | None:
+    """Lower-case ASCII strings one of which every match of the parsed sequence `items` contains."""
+    c = _sre_constants
+    repeats = {c.MAX_REPEAT, c.MIN_REPEAT, getattr(c, "POSSESSIVE_REPEAT", c.MAX_REPEAT)}
+    best: frozenset[str] | None = None
+    best_key = (0, 0)
+
+    def consider(candidate: frozenset[str] | None) -> None:
+        nonlocal best, best_key
+        if not candidate or len(candidate) > _MAX_NEEDLES:
+            return
+        key = (min(len(n) for n in candidate), -len(candidate))
+        if key[0] > 0 and (best is None or key > best_key):
+            best, best_key = candidate, key
+
+    run: list[str] = []
+    for op, av in items:
+        if op is c.LITERAL and av < 128:
+            run.append(chr(av).lower())
+            continue
+        if run:
+            consider(frozenset({"".join(run)}))
+            run = []
+        sub: frozenset[str] | None = None
+        if op is c.SUBPATTERN:
+            sub = _needles_of(av[-1])
+        elif op is c.ATOMIC_GROUP:
+            sub = _needles_of(av)
+        elif op in repeats:
+            sub = _needles_of(av[2]) if av[0] >= 1 else None
+        elif op is c.BRANCH:
+            parts = [_needles_of(branch) for branch in av[1]]
+            known = [part for part in parts if part is not None]
+            if len(known) == len(parts):
+                sub = frozenset().union(*known)
+        consider(sub)
+    if run:
+        consider(frozenset({"".join(run)}))
+    return best
+
+
+@lru_cache(maxsize=1024)
+def literal_needles(pattern: str, flags: int = 0) -> frozenset[str] | None:
+    """Lower-case ASCII strings one of which every match of `pattern` holds (None: no such set).
+
+    Sound for ASCII text compared lower-cased: literals of the pattern are kept only when ASCII, and
+    every alternative of a branch must contribute; anything the walk does not know gives None.
+    """
+    if _sre_parser is None:
+        return None
+    try:
+        return _needles_of(_sre_parser.parse(pattern, flags))
+    except Exception:  # noqa: BLE001 - an unexpected parse tree only costs speed
+        return None
+
+
+class CompiledRule:
+    """A rule ready to run: its regex compiled once, and the literals one of which any match contains."""
+
+    __slots__ = ("rule", "regex", "languages", "needles", "restricted", "scope")
 
     def __init__(self, rule: Rule) -> None:
         self.rule = rule
         flags = re.IGNORECASE if "i" in rule.flags else 0
         self.regex = re.compile(rule.pattern, flags) if rule.pattern is not None else None
         self.languages = frozenset(rule.languages)
+        self.scope = rule.scope
+        needles = literal_needles(rule.pattern, flags) if rule.pattern is not None else None
+        # A needle holding another needle adds nothing: keep the shortest ones.
+        kept = sorted(n for n in needles if not any(m != n and m in n for m in needles)) if needles else []
+        self.needles: tuple[str, ...] | None = tuple(kept) or None
+        self.restricted = bool(rule.paths or rule.exclude)
 
     def path_applies(self, path: str) -> bool:
         """Whether the rule looks at this file at all (paths as a limit, minus excludes)."""
@@ -337,26 +411,20 @@ class RuleSet:
         compiled = [CompiledRule(r) for r in rules]
         self.path_rules = [c for c in compiled if c.regex is None]
         self.line_rules = [c for c in compiled if c.regex is not None]
-        # One alternation of every line pattern: a line nothing could match is skipped cheaply.
-        alternatives = [
-            f"(?i:{c.rule.pattern})" if "i" in c.rule.flags else f"(?:{c.rule.pattern})"
-            for c in self.line_rules
-            if c.rule.scope != "import"
-        ]
-        if any(c.rule.scope == "import" for c in self.line_rules):
-            # Import rules read import paths, not the raw line: let every import-looking line through.
-            alternatives.append(IMPORT_LINE)
-        self.any_line = re.compile("|".join(alternatives)) if alternatives else None
-        # Per scope, so a candidate line runs single rules only where its view can match at all.
-        self.any_in_scope: dict[str, re.Pattern[str]] = {}
-        for scope in ("code", "code+strings", "any"):
-            parts = [
-                f"(?i:{c.rule.pattern})" if "i" in c.rule.flags else f"(?:{c.rule.pattern})"
-                for c in self.line_rules
-                if c.rule.scope == scope
-            ]
-            if parts:
-                self.any_in_scope[scope] = re.compile("|".join(parts))
+        # A path no path rule's glob matches skips the path rules at once.
+        path_globs = tuple(g for c in self.path_rules for g in c.rule.paths)
+        self.any_path_rule = _globs_regex(path_globs) if path_globs else None
+        self._by_language: dict[str | None, list[CompiledRule]] = {}
+
+    def line_rules_for(self, path: str, language: str | None, prose: frozenset[str] | set[str]) -> list[CompiledRule]:
+        """The line rules that read this file's lines (by language, then by path limits), in table order."""
+        rules = self._by_language.get(language)
+        if rules is None:
+            rules = [c for c in self.line_rules if (language in c.languages if c.languages else language not in prose)]
+            self._by_language[language] = rules
+        if any(c.restricted for c in rules):
+            return [c for c in rules if not c.restricted or c.path_applies(path)]
+        return rules
 
     def category(self, name: str) -> Category:
         return self.categories.get(name) or Category(title=name)
