@@ -96,3 +96,41 @@ def test_mcp_inspector_cli_lists_our_tools(demo_repo: Path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     listed = json.loads(proc.stdout)
     assert "list_phases" in {tool["name"] for tool in listed["tools"]}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.anyio
+async def test_streamable_http_transport_on_loopback(demo_repo: Path):
+    import socket
+
+    import anyio
+
+    port = _free_port()
+    argv = [sys.executable, "-m", "itest_mcp.server", "--repo", str(demo_repo), "serve", "--http", "--port", str(port)]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        with anyio.fail_after(60):
+            while True:  # wait until it accepts connections, without a client left half-open
+                if proc.poll() is not None:
+                    raise AssertionError(proc.stderr.read().decode() if proc.stderr else "server exited")
+                with socket.socket() as probe:
+                    if probe.connect_ex(("127.0.0.1", port)) == 0:
+                        break
+                await anyio.sleep(0.2)
+        async with Client(f"http://127.0.0.1:{port}/mcp") as client:
+            names = {t.name for t in (await client.list_tools()).tools}
+            phases = await client.call_tool("list_phases", {})
+        assert "list_phases" in names
+        assert "all" in {p["name"] for p in phases.structured_content["phases"]}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        if proc.stderr:
+            proc.stderr.close()
