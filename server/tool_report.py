@@ -17,7 +17,7 @@ from itest_mcp.tools.errors import InputError, ItestError
 from itest_mcp.tools.flaky import DEFAULT_WINDOW, FlakyReport, HistoryView, flaky_tests, test_history
 from itest_mcp.tools.repo import Project
 from itest_mcp.tools.report import Report, build_report, latest_report_markdown, render_markdown
-from itest_mcp.tools.workflow import workflow_prompt
+from itest_mcp.tools.workflow import GITHUB_TIMEOUT_S, workflow_prompt
 
 Format = Literal["md", "json", "html"]
 
@@ -203,6 +203,19 @@ def add_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     workflow.add_argument("--base", metavar="REV", help="base revision for assess (default: merge-base)")
     workflow.add_argument("--format", choices=("md", "json", "html"), default="md", help="report format to print")
     workflow.add_argument("--json", action="store_true", help="print the workflow result as JSON")
+    workflow.add_argument(
+        "--phase",
+        action="append",
+        metavar="NAME",
+        help="run only this phase of the recommended ones (repeatable; a phase not recommended runs too)",
+    )
+    workflow.add_argument(
+        "--github-timeout",
+        type=float,
+        default=GITHUB_TIMEOUT_S,
+        metavar="SECONDS",
+        help=f"budget of the GitHub validation step (default {GITHUB_TIMEOUT_S:g}; unreachable API: a finding)",
+    )
     workflow.set_defaults(handler=_cli_workflow)
 
 
@@ -240,7 +253,7 @@ def _cli_workflow(args: argparse.Namespace, project: Project) -> int:
         print(f"… {message}", file=sys.stderr, flush=True)
 
     async def main() -> int:
-        result = await run_workflow(project, args.base, say=say)
+        result = await run_workflow(project, args.base, say=say, github_timeout_s=args.github_timeout, only=args.phase)
         if args.json:
             print(result.model_dump_json(indent=2))
             return result.exit_code

@@ -23,9 +23,10 @@ from typing import Any
 from pydantic import Field, ValidationError
 
 from .errors import HistoryError, ItestError, NotFoundError, ParseError
-from .flaky import DEFAULT_WINDOW, FlakyReport, TestStats, flaky_tests
+from .flaky import DEFAULT_WINDOW, SLOW_MIN_DELTA_S, SLOW_RATIO, FlakyReport, TestStats, flaky_tests
 from .history import RUN_FILE, TESTS_FILE, check_run_id, list_run_ids, unknown_run_error
-from .models import Failure, Model, Outcome, PhaseRun, RunStatus, TestResult, Totals
+from .models import Failure, Model, Outcome, PhaseRun, RunStatus, TestResult, TestTiming, Totals
+from .phases import Phase, Runner
 from .repo import Project
 from .results_store import ERROR_KEY, load_latest
 
@@ -34,6 +35,11 @@ MAX_RUNS = 50
 MAX_FAILURES = 100
 SLOW_TEST_MIN_S = 1.0
 SLOW_TEST_SHARE = 0.25
+"""A test is a performance finding at ≥ SLOW_TEST_MIN_S and ≥ SLOW_TEST_SHARE of its phase's wall time: below
+either, speeding it up would not shorten the phase noticeably (history regressions are reported regardless)."""
+SUBTEST_EXPLAINS = 0.5
+MAX_SLOW_FINDINGS = 5
+MAX_SLOWDOWNS = 10
 WELL_COVERED = 80.0
 REPORT_ID = re.compile(r"^report-\d{8}T\d{6}-\d{6}$")
 
@@ -241,6 +247,10 @@ class ExecutionSummary(Model):
     pass_rate: float | None = None
     """Passed (flaky included) over tests that ran (skipped excluded)."""
     slowest: list[SlowTestEntry] = Field(default_factory=list)
+    covered: list[str] = Field(default_factory=list)
+    """Recommended phases not run on their own because a run of a wider phase ran all their tests."""
+    github: str | None = None
+    """The GitHub API validation that ran with these results, in one line (its problems are findings)."""
 
 
 class FailureFinding(Model):
@@ -260,7 +270,11 @@ class FailureFinding(Model):
     history: str | None = None
     """What history says about this test (broken since, flaky rate)."""
     also_failed_in: list[str] = Field(default_factory=list)
-    """Earlier selected runs of the same phase in which it failed too (the finding shows the latest)."""
+    """The other selected runs (any phase) in which it failed too; the finding shows `run_id`'s data."""
+    phases: list[str] = Field(default_factory=list)
+    """Every phase of the selected runs in which it failed, in run order (one test, one finding)."""
+    seen_in: list[str] = Field(default_factory=list)
+    """Every selected run in which it failed, in run order."""
 
 
 class Finding(Model):
@@ -507,11 +521,13 @@ def _summary(runs: list[PhaseRun]) -> ExecutionSummary:
                     share_of_phase=round(min(share, 1.0), 4) if share is not None else None,
                 )
             )
-    # One entry per test: its slowest run among the selected ones.
-    best: dict[tuple[str, str, str], SlowTestEntry] = {}
+    # One entry per test across phases (a test of `slow` runs again in `all`): its slowest run, and of
+    # equal ones the run where it weighed most.
+    best: dict[tuple[str, str], SlowTestEntry] = {}
     for entry in slow:
-        key = (entry.phase, entry.classname, entry.name)
-        if key not in best or entry.duration_s > best[key].duration_s:
+        key = (entry.classname, entry.name)
+        rank = (round(entry.duration_s, 1), entry.share_of_phase or 0.0)
+        if key not in best or rank > (round(best[key].duration_s, 1), best[key].share_of_phase or 0.0):
             best[key] = entry
     summary.slowest = sorted(best.values(), key=lambda s: s.duration_s, reverse=True)[:10]
     return summary
@@ -611,19 +627,47 @@ def _failures(runs: list[PhaseRun], history: FlakyReport | None) -> CriticalFind
                     excerpt=_clip_tail(panic.excerpt, 1200),
                 )
             )
-    # The same test failing in several selected runs of a phase is one finding (the latest run's data).
-    merged: dict[tuple[str, str, str], FailureFinding] = {}
-    for item in items:
-        ident = (item.phase, item.classname, item.test)
-        earlier = merged.get(ident)
-        if earlier is not None:
-            item.also_failed_in = [*earlier.also_failed_in, earlier.run_id]
-        merged[ident] = item
-    items = list(merged.values())
+    items = _merge_failures(items, {run.run_id: run.report.totals.tests for run in runs})
     findings.causes = dict(Counter(item.cause.value for item in items).most_common())
     findings.failures = items[:MAX_FAILURES]
     findings.failures_omitted = max(0, len(items) - MAX_FAILURES)
     return findings
+
+
+def _merge_failures(items: list[FailureFinding], tests_in_run: dict[str, int]) -> list[FailureFinding]:
+    """One finding per test (package/classname + name), however many selected runs and phases it failed in.
+
+    A test failing in `api-client` and again in `all` is one problem to fix. The finding keeps the data of
+    the most specific run (the one with the fewest tests: its output has the least noise), the latest on a tie,
+    and lists every phase and run it was seen in.
+    """
+    groups: dict[tuple[str, str], list[FailureFinding]] = {}
+    for item in items:
+        groups.setdefault((item.classname, item.test), []).append(item)
+    merged: list[FailureFinding] = []
+    for group in groups.values():
+        primary = min(group, key=lambda i: (tests_in_run.get(i.run_id, 0), _reverse_key(i.run_id)))
+        runs = list(dict.fromkeys(i.run_id for i in group))
+        primary.seen_in = runs
+        primary.phases = list(dict.fromkeys(i.phase for i in group))
+        primary.also_failed_in = [r for r in runs if r != primary.run_id]
+        merged.append(primary)
+    return merged
+
+
+def _reverse_key(text: str) -> tuple[int, ...]:
+    # min() over (size, this) picks the latest run id among runs of the same size.
+    return tuple(-ord(c) for c in text)
+
+
+def seen_in_text(item: FailureFinding) -> str:
+    """Where a failure was seen: "phase race, run R" or "phases api-client, all (runs A, B)"."""
+    phases = item.phases or [item.phase]
+    runs = item.seen_in or [item.run_id]
+    label = "phases" if len(phases) > 1 else "phase"
+    if len(runs) == 1:
+        return f"{label} {', '.join(phases)}, run {runs[0]}"
+    return f"seen in {label} {', '.join(phases)} (runs {', '.join(runs)})"
 
 
 def _clip_tail(text: str, limit: int) -> str:
@@ -631,26 +675,85 @@ def _clip_tail(text: str, limit: int) -> str:
     return text if len(text) <= limit else "…" + text[-(limit - 1) :]
 
 
-def _performance(runs: list[PhaseRun], summary: ExecutionSummary, history: FlakyReport | None) -> list[Finding]:
-    found: list[Finding] = []
-    for entry in summary.slowest:
-        share = entry.share_of_phase or 0.0
-        if entry.duration_s >= SLOW_TEST_MIN_S or (share >= SLOW_TEST_SHARE and entry.duration_s >= 0.2):
-            part = f", {share:.0%} of the phase's {_phase_duration(runs, entry.run_id):.2f} s" if share else ""
-            found.append(
-                Finding(
-                    category="performance",
-                    title=f"{entry.name} took {entry.duration_s:.2f} s in phase {entry.phase}{part}",
-                    run_id=entry.run_id,
-                    source="run result (slowest tests)",
-                    test=entry.name,
-                    phase=entry.phase,
-                )
+def performance_rule() -> str:
+    """The rule the Performance findings follow, as the report states it."""
+    return (
+        f"a test is listed when it took at least {SLOW_TEST_MIN_S:g} s and at least {SLOW_TEST_SHARE:.0%} of its "
+        f"phase's wall time, or when history shows it slowed down (over {SLOW_RATIO:g}× its rolling median and "
+        f"{SLOW_MIN_DELTA_S:g} s slower); a parent test is replaced by the subtest that takes at least "
+        f"{SUBTEST_EXPLAINS:.0%} of its time; each test is listed once"
+    )
+
+
+def _is_slow(duration_s: float, share: float) -> bool:
+    return duration_s >= SLOW_TEST_MIN_S and share >= SLOW_TEST_SHARE
+
+
+def _explaining_subtest(timing: TestTiming, timings: list[TestTiming]) -> TestTiming:
+    """The deepest subtest of `timing` that accounts for most of its time (itself when none does)."""
+    best = timing
+    for other in timings:
+        if (
+            other.classname == timing.classname
+            and other.name.startswith(timing.name + "/")
+            and other.duration_s >= SUBTEST_EXPLAINS * timing.duration_s
+            and (other.name.count("/"), other.duration_s) > (best.name.count("/"), best.duration_s)
+        ):
+            best = other
+    return best
+
+
+def _performance(runs: list[PhaseRun], history: FlakyReport | None) -> list[Finding]:
+    # Over the selected runs' slowest tests: a test over the threshold in several phases (`slow` and `all`)
+    # is one finding (its largest share of a phase), and a parent whose time one subtest explains
+    # (TestNetworkEdgeCases 1.14 s, its rate_limit_429_retry_after 1.00 s) is reported as that subtest.
+    best: dict[tuple[str, str], tuple[float, Finding]] = {}
+    also: dict[tuple[str, str], list[str]] = {}
+    for run in runs:
+        timings = run.report.slowest
+        for timing in timings:
+            share = timing.duration_s / run.duration_s if run.duration_s > 0 else 0.0
+            if not _is_slow(timing.duration_s, share):
+                continue
+            test = _explaining_subtest(timing, timings)
+            test_share = min(test.duration_s / run.duration_s, 1.0)
+            key = (test.classname, test.name)
+            title = (
+                f"{test.name} took {test.duration_s:.2f} s in phase {run.phase}, "
+                f"{test_share:.0%} of the phase's {run.duration_s:.2f} s"
             )
-        if len(found) >= 5:
-            break
+            detail = ""
+            if test is not timing:
+                part = test.duration_s / timing.duration_s
+                detail = f"it accounts for {part:.0%} of {timing.name}'s {timing.duration_s:.2f} s"
+            finding = Finding(
+                category="performance",
+                title=title,
+                detail=detail,
+                run_id=run.run_id,
+                source="run result (slowest tests)",
+                test=test.name,
+                phase=run.phase,
+            )
+            phases = also.setdefault(key, [])
+            if run.phase not in phases:
+                phases.append(run.phase)
+            if key not in best or test_share > best[key][0]:
+                best[key] = (test_share, finding)
+    found: list[Finding] = []
+    for key, (_share, finding) in sorted(best.items(), key=lambda kv: -kv[1][0]):
+        others = [p for p in also[key] if p != finding.phase]
+        if others:
+            extra = f"also over the threshold in phase(s) {', '.join(others)}"
+            finding.detail = f"{finding.detail}; {extra}" if finding.detail else extra
+        found.append(finding)
+    del found[MAX_SLOW_FINDINGS:]
     if history is not None:
-        for slow in history.slow[:10]:
+        reported: set[str] = set()
+        for slow in history.slow:
+            if slow.key in reported or len(reported) >= MAX_SLOWDOWNS:
+                continue
+            reported.add(slow.key)
             found.append(
                 Finding(
                     category="performance",
@@ -668,12 +771,61 @@ def _performance(runs: list[PhaseRun], summary: ExecutionSummary, history: Flaky
     return found
 
 
-def _phase_duration(runs: list[PhaseRun], run_id: str) -> float:
-    return next((r.duration_s for r in runs if r.run_id == run_id), 0.0)
+# Run notes that restate a failure (its own finding under Failures) or a status the environment list
+# already reports; everything else a run notes (a missing tool, a log limit, a JUnit glob) stays.
+NOT_ENVIRONMENT_NOTES = re.compile(
+    r"^(?:data race detected in |build failed in |the phase exited 0 but ran no tests|"
+    r"the run (?:timed out|was cancelled) after )"
+)
+
+
+def is_environment_note(note: str) -> bool:
+    """Whether a run note belongs under Environment and configuration (not a test failure restated)."""
+    return not NOT_ENVIRONMENT_NOTES.match(note)
+
+
+def phase_covers(outer: Phase, inner: Phase) -> bool:
+    """Whether running `outer` runs every test of `inner` the way `inner` would (Go phases, same build)."""
+    if outer.name == inner.name or outer.runner is not Runner.GO or inner.runner is not Runner.GO:
+        return False
+    if not outer.available or not inner.test_files or not outer.test_files:
+        return False
+    return (
+        set(inner.test_files) <= set(outer.test_files)
+        and set(inner.packages) <= set(outer.packages)
+        and set(inner.tags) == set(outer.tags)
+        and (outer.race or not inner.race)
+        and outer.run is None
+        and outer.skip in (None, inner.skip)
+        and outer.count >= inner.count
+        and outer.args == inner.args
+        and outer.env == inner.env
+    )
+
+
+def _covering_run(defined: dict[str, Phase], name: str, runs: list[PhaseRun]) -> PhaseRun | None:
+    inner = defined.get(name)
+    if inner is None:
+        return None
+    for run in reversed(runs):
+        outer = defined.get(run.phase)
+        if outer is not None and phase_covers(outer, inner) and _ran_whole(run, inner):
+            return run
+    return None
+
+
+def _ran_whole(run: PhaseRun, inner: Phase) -> bool:
+    # A run narrowed to some tests (-run) or with race turned off did not run what `inner` would.
+    narrowed = any(arg == "-run" or arg.startswith("-run=") for arg in run.argv)
+    return not narrowed and (not inner.race or "-race" in run.argv)
 
 
 def _environment(
-    project: Project, runs: list[PhaseRun], latest: dict[str, dict[str, Any] | None], problems: list[Finding]
+    project: Project,
+    runs: list[PhaseRun],
+    latest: dict[str, dict[str, Any] | None],
+    problems: list[Finding],
+    summary: ExecutionSummary,
 ) -> list[Finding]:
     found = list(problems)
     for run in runs:
@@ -697,16 +849,20 @@ def _environment(
                 )
             )
         for note in run.notes:
+            if not is_environment_note(note):
+                continue
             found.append(
                 Finding(
                     category="environment", title=f"phase {run.phase}: {note}", run_id=run.run_id, source="run notes"
                 )
             )
     ran_phases = {run.phase for run in runs}
+    defined: dict[str, Phase] = {}
     try:
-        from .phases import list_phases
+        from .phases import load_phases
 
-        for phase in list_phases(project).phases:
+        for phase in load_phases(project).phases:
+            defined[phase.name] = phase
             if not phase.available:
                 found.append(
                     Finding(
@@ -719,7 +875,14 @@ def _environment(
         found.append(Finding(category="environment", title=f"the phase configuration cannot be read: {exc}"))
     assess = latest.get("assess")
     recommended = _recommended_phases(assess)
+    covered: dict[str, list[str]] = {}
     for name in recommended:
+        if name in ran_phases:
+            continue
+        cover = _covering_run(defined, name, runs)
+        if cover is not None:
+            covered.setdefault(cover.run_id, []).append(name)
+            continue
         if name not in ran_phases:
             found.append(
                 Finding(
@@ -729,6 +892,13 @@ def _environment(
                     phase=name,
                 )
             )
+    by_id = {run.run_id: run for run in runs}
+    for run_id, names in covered.items():
+        label = "phases" if len(names) > 1 else "phase"
+        summary.covered.append(
+            f"recommended {label} {', '.join(names)}: every test of theirs ran in phase {by_id[run_id].phase} "
+            f"(run {run_id}) with the same tags and flags, so they were not run again on their own"
+        )
     github = latest.get("github")
     if github is not None and ERROR_KEY in github:
         found.append(
@@ -739,7 +909,13 @@ def _environment(
             )
         )
     elif github is not None:
+        summary.github = github_summary(github)
+        unreachable = _unreachable(github)
+        if unreachable:
+            found.append(Finding(category="environment", title=unreachable, source="validate_github_api"))
         for check in _failed_checks(github):
+            if unreachable and check.startswith("the API at "):
+                continue  # said above, in words that name the host
             found.append(
                 Finding(category="environment", title=f"GitHub API check failed: {check}", source="validate_github_api")
             )
@@ -790,6 +966,50 @@ def _api_changed(assess: dict[str, Any] | None) -> bool:
                 return True
     value = _get(assess, "github_api_changed", "api_changed")
     return value is True
+
+
+def _host(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).netloc or url
+
+
+def _unreachable(github: dict[str, Any]) -> str | None:
+    """ "api.github.com unreachable: <why>" when the validation never got an answer from the API."""
+    api = _get(github, "api")
+    if not isinstance(api, dict) or api.get("reachable") is not False or not api.get("error"):
+        return None
+    error = str(api["error"])
+    budget = _get(github, "_timeout_s")
+    within = f" (gave up after the workflow's {budget:g} s GitHub timeout)" if isinstance(budget, int | float) else ""
+    return f"{_host(str(api.get('url', '')))} unreachable: {_clip(error, 300)}{within}"
+
+
+def github_summary(github: dict[str, Any]) -> str:
+    """One line on a validate_github_api result: where, token, outcome, rate limit."""
+    api = _get(github, "api") or {}
+    url = str(api.get("url", "?")) if isinstance(api, dict) else "?"
+    token = _get(github, "token") or {}
+    if isinstance(token, dict) and token.get("found"):
+        who = f"token from {token.get('source', '?')}"
+    else:
+        who = "no token"
+    parts = [f"validate_github_api against {url} with {who}"]
+    if isinstance(api, dict) and api.get("reachable"):
+        latency = api.get("latency_ms")
+        parts.append(f"reachable (HTTP {api.get('status')}" + (f", {latency:.0f} ms)" if latency is not None else ")"))
+    else:
+        parts.append("unreachable")
+    for rate in _get(github, "rate_limits") or []:
+        if isinstance(rate, dict) and rate.get("resource") == "core":
+            parts.append(f"core rate limit {rate.get('remaining')}/{rate.get('limit')} remaining")
+    handling = [c for c in _get(github, "handling") or [] if isinstance(c, dict)]
+    if handling:
+        passed = sum(1 for c in handling if c.get("passed"))
+        parts.append(f"retry handling {passed}/{len(handling)} scenarios passed")
+    problems = _get(github, "problems") or []
+    verdict = "ok" if github.get("ok") else f"{len(problems)} problem(s), listed under Critical Findings"
+    return "; ".join(parts) + f" — {verdict}"
 
 
 def _failed_checks(github: dict[str, Any]) -> list[str]:
@@ -897,28 +1117,10 @@ def _read_coverage_result(data: dict[str, Any], analysis: CoverageAnalysis) -> N
         )
     del analysis.gaps[50:]
     for scenario in _get(data, "scenarios") or []:
-        if not isinstance(scenario, dict) or scenario.get("exercised") is not False:
-            continue
-        title = f"{scenario.get('suite', '?')}: {scenario.get('title') or scenario.get('scenario')}"
-        analysis.unexercised.append(title)
-        suggestion = scenario.get("suggestion")
-        if isinstance(suggestion, dict) and suggestion.get("test"):
-            analysis.test_ideas.append(
-                TestIdea(
-                    text=f"Add {suggestion['test']} in {suggestion.get('file', '?')} to exercise “{title}”",
-                    evidence=f"no {scenario.get('suite', '')} test exercises this scenario ({src})",
-                )
-            )
-    for gap in _get(data, "top_gaps") or []:
-        if isinstance(gap, dict) and gap.get("what"):
-            analysis.test_ideas.append(
-                TestIdea(
-                    text=f"Cover {gap['what']} at {gap.get('where', '?')}",
-                    evidence=(
-                        f"ranked gap #{gap.get('rank', '?')} ({gap.get('kind', 'gap')}): {gap.get('why', '')} ({src})"
-                    ),
-                )
-            )
+        if isinstance(scenario, dict) and scenario.get("exercised") is False:
+            title = scenario.get("title") or scenario.get("scenario")
+            analysis.unexercised.append(f"{scenario.get('suite', '?')}: {title}")
+    analysis.test_ideas = _test_ideas(data, src)
     if not analysis.test_ideas:
         for entry in analysis.gaps[:10]:
             analysis.test_ideas.append(
@@ -933,6 +1135,55 @@ def _read_coverage_result(data: dict[str, Any], analysis: CoverageAnalysis) -> N
     unmatched = _get(data, "unmatched") or []
     if unmatched:
         analysis.notes.append(f"{len(unmatched)} path(s) in the coverage data matched no file in the repository")
+
+
+# find_coverage_gaps ranks a missing scenario as "<title> (<suite>): write <test>"; the same scenario is in
+# its `scenarios` list with a suggestion. Both name one new test, so they merge on (suite, test).
+MISSING_SCENARIO = re.compile(r"^(?P<title>.+?) \((?P<suite>[^()]+)\): write (?P<test>\S+)$")
+
+
+def _test_ideas(data: dict[str, Any], src: str | None) -> list[TestIdea]:
+    """New tests from ranked gaps and unexercised scenarios, one per (suite, test), ranked ones first."""
+    ideas: dict[tuple[str, ...], dict[str, Any]] = {}
+    for gap in _get(data, "top_gaps") or []:
+        if not isinstance(gap, dict) or not gap.get("what"):
+            continue
+        what, where = str(gap["what"]), str(gap.get("where", "?"))
+        match = MISSING_SCENARIO.match(what) if gap.get("kind") == "missing-scenario" else None
+        ranked = f"ranked gap #{gap.get('rank', '?')} ({gap.get('kind', 'gap')})"
+        if match is None:
+            why = str(gap.get("why") or "")
+            ideas[("gap", what, where)] = {"text": f"Cover {what} at {where}", "evidence": [f"{ranked}: {why}"]}
+            continue
+        idea = ideas.setdefault(("scenario", match["suite"], match["test"]), {"evidence": []})
+        idea.update(suite=match["suite"], test=match["test"], title=match["title"], file=where)
+        idea["how"] = _richer(idea.get("how"), str(gap.get("why") or ""))
+        idea["evidence"].append(ranked)
+    for scenario in _get(data, "scenarios") or []:
+        if not isinstance(scenario, dict) or scenario.get("exercised") is not False:
+            continue
+        suggestion = scenario.get("suggestion")
+        if not isinstance(suggestion, dict) or not suggestion.get("test"):
+            continue
+        suite, test = str(scenario.get("suite", "?")), str(suggestion["test"])
+        idea = ideas.setdefault(("scenario", suite, test), {"evidence": []})
+        idea.update(suite=suite, test=test, title=scenario.get("title") or scenario.get("scenario"))
+        idea.setdefault("file", suggestion.get("file", "?"))
+        idea["how"] = _richer(idea.get("how"), str(suggestion.get("how") or ""))
+        idea["evidence"].append(f"no {suite} test exercises this scenario")
+    out: list[TestIdea] = []
+    for idea in ideas.values():
+        if "text" not in idea:
+            how = f": {idea['how']}" if idea.get("how") else ""
+            idea["text"] = f"Add {idea['test']} in {idea['file']} to exercise “{idea['suite']}: {idea['title']}”{how}"
+        evidence = "; ".join(idea["evidence"]) + (f" ({src})" if src else "")
+        out.append(TestIdea(text=idea["text"], evidence=evidence))
+    return out
+
+
+def _richer(current: str | None, candidate: str) -> str:
+    # The ranked gap's "why" names the function to exercise when it knows one; keep the text that says more.
+    return candidate if len(candidate) > len(current or "") else current or ""
 
 
 def _lines_text(gap: dict[str, Any]) -> str:
@@ -1002,7 +1253,7 @@ def _recommendations(
             Cause.ENVIRONMENT: f"Fix the environment for {item.test}{where}: “{message}”",
             Cause.UNCLASSIFIED: f"Read the log of {item.test}{where} in run {item.run_id}: no message was captured",
         }[item.cause]
-        evidence = f"run {item.run_id} (phase {item.phase}), cause {item.cause.value}: {item.cause_evidence}"
+        evidence = f"{seen_in_text(item)}; cause {item.cause.value}: {item.cause_evidence}"
         if item.history:
             evidence += f"; history: {item.history}"
         recs.append(Recommendation(category="fix", text=action, evidence=evidence))
@@ -1135,9 +1386,9 @@ def build_report(
     latest = _load_latest_safely(project, problems)
     summary = _summary(runs)
     findings = _failures(runs, history)
-    findings.performance = _performance(runs, summary, history)
+    findings.performance = _performance(runs, history)
     coverage = _coverage(project, runs, latest, problems)
-    findings.environment = _environment(project, runs, latest, problems)
+    findings.environment = _environment(project, runs, latest, problems, summary)
     flaky_now = [
         (run.run_id, test) for run in runs if run.report.totals.flaky for test in flaky_in_run(project, run.run_id)
     ]
@@ -1233,8 +1484,16 @@ def empty_recommendation_reason(report: Report, category: str) -> str:
             )
         return "no flaky tests in these runs; history was unavailable"
     if category == "performance":
-        return "no slow tests or slowdowns in these runs"
+        return f"no test met the rule under Critical Findings → Performance in {len(s.runs)} run(s){_slowest_basis(s)}"
     return "no coverage gaps recorded" if c.source else "no coverage result to derive new tests from"
+
+
+def _slowest_basis(s: ExecutionSummary) -> str:
+    if not s.slowest:
+        return ""
+    top = s.slowest[0]
+    share = f", {top.share_of_phase:.0%} of phase {top.phase}" if top.share_of_phase is not None else ""
+    return f"; the slowest test was {top.name} at {top.duration_s:.2f} s{share}"
 
 
 def _finding_line(item: Finding) -> str:
@@ -1269,6 +1528,10 @@ def render_markdown(report: Report) -> str:
         f"{t.failed} failed, {t.errors} errors, {t.skipped} skipped, {t.flaky} flaky ({t.attempts} attempts); "
         f"pass rate {_pct(s.pass_rate)}."
     )
+    for note in s.covered:
+        out += ["", f"Not run separately: {note}."]
+    if s.github:
+        out += ["", f"GitHub API: {s.github}."]
     if s.slowest:
         out += ["", "Slowest tests:", ""]
         for i, e in enumerate(s.slowest[:5], 1):
@@ -1283,15 +1546,20 @@ def render_markdown(report: Report) -> str:
         out.append("")
         for i, item in enumerate(f.failures, 1):
             where = f" at `{item.location}`" if item.location else ""
+            if len(item.seen_in) > 1:
+                phases = item.phases or [item.phase]
+                label = "phases" if len(phases) > 1 else "phase"
+                runs = ", ".join(f"`{r}`" for r in item.seen_in)
+                where_seen = f"seen in {label} {', '.join(phases)} (runs {runs}); output from `{item.run_id}`"
+            else:
+                where_seen = f"phase {item.phase}, run `{item.run_id}`"
             out.append(
-                f"{i}. **{item.test}** — {item.cause.value}{where} (phase {item.phase}, run `{item.run_id}`, "
+                f"{i}. **{item.test}** — {item.cause.value}{where} ({where_seen}, "
                 f"{item.outcome.value}, {item.attempts} attempt(s))"
             )
             if item.message:
                 out.append(f"   - message: `{_inline(item.message)}`")
             out.append(f"   - why {item.cause.value}: {item.cause_evidence}")
-            if item.also_failed_in:
-                out.append(f"   - also failed in: {', '.join(f'`{r}`' for r in item.also_failed_in)}")
             if item.history:
                 out.append(f"   - history: {item.history}")
             if item.excerpt and item.excerpt.strip() != item.message.strip():
@@ -1305,13 +1573,13 @@ def render_markdown(report: Report) -> str:
     else:
         out.append(f"No failing tests in {len(s.runs)} run(s) ({s.totals.tests} tests).")
     out += ["", f"### Performance ({len(f.performance)})", ""]
+    out.append(f"Rule: {performance_rule()}.")
+    out.append("")
     if f.performance:
         for perf in f.performance:
             out.append(_finding_line(perf))
     else:
-        slowest = s.slowest[0] if s.slowest else None
-        basis = f"; the slowest test took {slowest.duration_s:.2f} s" if slowest else ""
-        out.append(f"No test took {SLOW_TEST_MIN_S:.0f} s or more and none slowed down against its history{basis}.")
+        out.append(f"No test met the rule in {len(s.runs)} run(s){_slowest_basis(s)}.")
     out += ["", f"### Environment and configuration ({len(f.environment)})", ""]
     if f.environment:
         for env in f.environment:

@@ -11,7 +11,15 @@ from __future__ import annotations
 from html import escape
 
 from .flaky import TrendPoint
-from .report import RECOMMENDATION_GROUPS, SECTIONS, Finding, Report, SlowTestEntry, empty_recommendation_reason
+from .report import (
+    RECOMMENDATION_GROUPS,
+    SECTIONS,
+    Finding,
+    Report,
+    SlowTestEntry,
+    empty_recommendation_reason,
+    performance_rule,
+)
 
 STATUS_COLOURS = {
     "passed": "#2e7d32",
@@ -267,6 +275,10 @@ def render_html(report: Report) -> str:
             ],
         )
     )
+    for note in s.covered:
+        h.append(f"<p>Not run separately: {_e(note)}.</p>")
+    if s.github:
+        h.append(f"<p>GitHub API: {_e(s.github)}.</p>")
     phase_rows = [
         (
             f"{r.phase} · {r.run_id.rsplit('-', 1)[-1]}",
@@ -323,7 +335,7 @@ def render_html(report: Report) -> str:
                         (f"<code>{_e(i.test)}</code>", i.test, False),
                         (f'<span class="cause">{_e(i.cause.value)}</span>', i.cause.value, False),
                         (f"<code>{_e(i.location)}</code>" if i.location else "", i.location or "", False),
-                        (_e(i.phase), None, False),
+                        (_e(", ".join(i.phases or [i.phase])), None, False),
                         (f"<code>{_e(i.run_id)}</code>", i.run_id, False),
                         (str(i.attempts), None, True),
                         (_e(i.message[:300]), None, False),
@@ -337,7 +349,7 @@ def render_html(report: Report) -> str:
                 f"<details><summary><code>{_e(i.test)}</code> — {_e(i.cause.value)}</summary>"
                 f'<p class="evidence">why {_e(i.cause.value)}: {_e(i.cause_evidence)}'
                 + (f"; history: {_e(i.history)}" if i.history else "")
-                + (f"; also failed in {_e(', '.join(i.also_failed_in))}" if i.also_failed_in else "")
+                + (f"; seen in runs {_e(', '.join(i.seen_in))}" if len(i.seen_in) > 1 else "")
                 + "</p>"
                 + (f"<pre>{_e(i.excerpt)}</pre>" if i.excerpt else "")
                 + "</details>"
@@ -345,7 +357,8 @@ def render_html(report: Report) -> str:
     else:
         h.append(f'<p class="empty">No failing tests in {len(s.runs)} run(s) ({t.tests} tests).</p>')
     h.append(f"<h3>Performance ({len(f.performance)})</h3>")
-    h.append(_findings_list(f.performance, "No slow tests and no slowdowns against history."))
+    h.append(f'<p class="evidence">Rule: {_e(performance_rule())}.</p>')
+    h.append(_findings_list(f.performance, f"No test met the rule in {len(s.runs)} run(s)."))
     h.append(f"<h3>Environment and configuration ({len(f.environment)})</h3>")
     h.append(_findings_list(f.environment, f"No environment problems in {len(s.runs)} run(s)."))
     history = report.history

@@ -53,9 +53,11 @@ def _write_atomic(path: Path, data: dict[str, Any]) -> None:
         raise
 
 
-def save_latest(project: Project, kind: str, model: BaseModel) -> Path:
-    """Store `model` as the latest result of `kind` (replacing the previous one)."""
+def save_latest(project: Project, kind: str, model: BaseModel, *, meta: dict[str, Any] | None = None) -> Path:
+    """Store `model` as the latest result of `kind` (replacing the previous one); `meta` keys are kept as `_key`."""
     data = model.model_dump(mode="json")
+    for key, value in (meta or {}).items():
+        data[f"_{key}"] = value
     data["_saved_at"] = datetime.now(UTC).isoformat()
     path = _path(project, kind)
     _write_atomic(path, data)
