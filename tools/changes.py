@@ -23,7 +23,7 @@ from .gitdiff import ChangedFile, ChangeSet, DiffLine, FileLines, LineRange, sca
 from .models import Model
 from .phases import Phase, PhaseSet, Runner, load_phases
 from .repo import Project
-from .rules import CompiledRule, RuleSet, glob_match, load_rules
+from .rules import CompiledRule, RuleSet, any_glob, glob_match, load_rules
 
 EVIDENCE_PER_FILE_CATEGORY = 3
 EXAMPLES_PER_CATEGORY = 3
@@ -351,7 +351,7 @@ class _Hits:
 def classify_file(path: str, language: str | None, lines: FileLines | None, rules: RuleSet) -> _Hits:
     """Run the path rules and the line rules of `rules` over one file."""
     hits = _Hits()
-    if rules.any_path_rule is not None and rules.any_path_rule.match(path):
+    if any_glob(path, rules.path_rule_globs):
         for compiled in rules.path_rules:
             if not compiled.path_applies(path):
                 continue
@@ -364,36 +364,27 @@ def classify_file(path: str, language: str | None, lines: FileLines | None, rule
     if lines is None or not lines.lines:
         return hits
     applicable = rules.line_rules_for(path, language, PROSE)
-    if not applicable:
+    if not applicable.rules:
         return hits
-    # Which rules can fire at all: one of their needles (literals every match holds) occurs in the file.
+    # A rule is tried on a line only when one of its needles (literals every match of its pattern holds)
+    # occurs in the line as written; first, which rules can fire anywhere in this file at all.
     blob = "\n".join([d.text for d in lines.lines]).lower()
-    every_line = not blob.isascii()  # lower-cased needles are exact only for ASCII text
-    live: list[CompiledRule] = []
-    needles: set[str] = set()
-    for compiled in applicable:
-        rule_needles = compiled.needles
-        if rule_needles is None or every_line:
-            live.append(compiled)
-            every_line = True
-            continue
-        present = [n for n in rule_needles if n in blob]
-        if present:
-            live.append(compiled)
-            needles.update(present)
+    # Lower-cased needles are exact only for ASCII text; otherwise every needle counts as present.
+    needles = {n for n in applicable.needles if n in blob} if blob.isascii() else set(applicable.needles)
+    live = [c for c in applicable.rules if c.needle_set is None or not c.needle_set.isdisjoint(needles)]
     if not live:
         return hits
+    open_rules = any(c.needle_set is None for c in live)  # a rule without needles: every line is a candidate
     line_needles = tuple(needles)
     strippers = {"+": _Stripper(language), "-": _Stripper(language)}
     for diff_line in lines.lines:
         text = diff_line.text
         stripper = strippers[diff_line.kind]
-        if not every_line:
+        found_needles: set[str] | None = None  # None: not known (non-ASCII line), try every live rule
+        if text.isascii():
             low = text.lower()
-            for needle in line_needles:
-                if needle in low:
-                    break
-            else:
+            found_needles = {n for n in line_needles if n in low}
+            if not found_needles and not open_rules:
                 # Not a candidate, but a block comment or multi-line string may open or close here.
                 if stripper.needs_tracking(text):
                     stripper.views(text, diff_line.line)
@@ -401,34 +392,44 @@ def classify_file(path: str, language: str | None, lines: FileLines | None, rule
                     stripper.last_line = diff_line.line
                 continue
         views = stripper.views(text, diff_line.line)
-        imports = _imports_of(language, text) if views.code.strip() else []
-        lowered: dict[str, str] = {}
+        imports: list[str] | None = None
+        in_view: dict[str, set[str] | None] = {}
         for compiled in live:
+            rule_set = compiled.needle_set
+            if rule_set is not None and found_needles is not None and rule_set.isdisjoint(found_needles):
+                continue
             scope = compiled.scope
             regex = compiled.regex
             assert regex is not None
             found: re.Match[str] | None = None
             if scope == "import":
+                if imports is None:
+                    imports = _imports_of(language, text) if views.code.strip() else []
                 for imp in imports:
                     found = regex.search(imp)
                     if found:
                         break
             else:
                 view = text if scope == "any" else views.code_strings if scope == "code+strings" else views.code
-                rule_needles = compiled.needles
-                if rule_needles is not None and view.isascii():
-                    low_view = lowered.get(scope)
-                    if low_view is None:
-                        low_view = lowered[scope] = view.lower()
-                    for needle in rule_needles:
-                        if needle in low_view:
-                            break
-                    else:
+                if rule_set is not None:
+                    # The needles must survive in the view too: a URL in a comment is not in the code.
+                    if scope not in in_view:
+                        in_view[scope] = _needles_in(view, found_needles if found_needles is not None else needles)
+                    seen = in_view[scope]
+                    if seen is not None and rule_set.isdisjoint(seen):
                         continue
                 found = regex.search(view)
             if found is not None:
                 hits.add(compiled.rule.category, _evidence(path, diff_line, found, compiled))
     return hits
+
+
+def _needles_in(view: str, needles: set[str]) -> set[str] | None:
+    """Which of `needles` occur in `view` (None when it cannot tell: non-ASCII text)."""
+    if not view.isascii():
+        return None
+    low = view.lower()
+    return {n for n in needles if n in low}
 
 
 def _evidence(path: str, diff_line: DiffLine, found: re.Match[str], compiled: CompiledRule) -> Evidence:

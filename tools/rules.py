@@ -291,14 +291,51 @@ def glob_regex(glob: str) -> re.Pattern[str]:
     return re.compile("(?s:" + "".join(parts) + r")\Z")
 
 
+class _GlobSet:
+    """Several globs as one regex, plus the literals one of which any matching path holds."""
+
+    __slots__ = ("regex", "needles")
+
+    def __init__(self, globs: tuple[str, ...]) -> None:
+        self.regex = re.compile("|".join(f"(?:{glob_regex(g).pattern})" for g in globs))
+        needles: set[str] = set()
+        for glob in globs:
+            found = literal_needles(glob_regex(glob).pattern)
+            if found is None:
+                self.needles: tuple[str, ...] | None = None
+                return
+            needles |= found
+        self.needles = _shortest(needles)
+
+    def may_match(self, path: str) -> bool:
+        """False when no glob can match (no needle in the path); True means: ask the regex."""
+        needles = self.needles
+        if needles is None or not path.isascii():
+            return True
+        low = path.lower()
+        for needle in needles:
+            if needle in low:
+                return True
+        return False
+
+
 @lru_cache(maxsize=1024)
-def _globs_regex(globs: tuple[str, ...]) -> re.Pattern[str]:
-    return re.compile("|".join(f"(?:{glob_regex(g).pattern})" for g in globs))
+def glob_set(globs: tuple[str, ...]) -> _GlobSet:
+    """The compiled form of a tuple of globs (cached)."""
+    return _GlobSet(globs)
+
+
+def any_glob(path: str, globs: tuple[str, ...]) -> bool:
+    """Whether one of `globs` matches `path`."""
+    if not globs:
+        return False
+    compiled = glob_set(globs)
+    return compiled.may_match(path) and compiled.regex.match(path) is not None
 
 
 def glob_match(path: str, globs: list[str]) -> str | None:
     """The first glob that matches `path`, or None."""
-    if not globs or not _globs_regex(tuple(globs)).match(path):
+    if not globs or not any_glob(path, tuple(globs)):
         return None
     for glob in globs:
         if glob_regex(glob).match(path):
@@ -360,6 +397,11 @@ def _needles_of(items: Any) -> frozenset[str] | None:
     return best
 
 
+def _shortest(needles: set[str] | frozenset[str]) -> tuple[str, ...]:
+    """The needles that hold no other needle (a needle holding another one adds nothing to the test)."""
+    return tuple(sorted(n for n in needles if not any(m != n and m in n for m in needles)))
+
+
 @lru_cache(maxsize=1024)
 def literal_needles(pattern: str, flags: int = 0) -> frozenset[str] | None:
     """Lower-case ASCII strings one of which every match of `pattern` holds (None: no such set).
@@ -378,7 +420,7 @@ def literal_needles(pattern: str, flags: int = 0) -> frozenset[str] | None:
 class CompiledRule:
     """A rule ready to run: its regex compiled once, and the literals one of which any match contains."""
 
-    __slots__ = ("rule", "regex", "languages", "needles", "restricted", "scope")
+    __slots__ = ("rule", "regex", "languages", "needles", "needle_set", "restricted", "scope")
 
     def __init__(self, rule: Rule) -> None:
         self.rule = rule
@@ -387,9 +429,8 @@ class CompiledRule:
         self.languages = frozenset(rule.languages)
         self.scope = rule.scope
         needles = literal_needles(rule.pattern, flags) if rule.pattern is not None else None
-        # A needle holding another needle adds nothing: keep the shortest ones.
-        kept = sorted(n for n in needles if not any(m != n and m in n for m in needles)) if needles else []
-        self.needles: tuple[str, ...] | None = tuple(kept) or None
+        self.needles = _shortest(needles) if needles else None
+        self.needle_set = frozenset(self.needles) if self.needles else None
         self.restricted = bool(rule.paths or rule.exclude)
 
     def path_applies(self, path: str) -> bool:
@@ -399,6 +440,17 @@ class CompiledRule:
         if self.rule.paths and self.regex is not None:
             return glob_match(path, self.rule.paths) is not None
         return True
+
+
+class _LanguageRules:
+    """The line rules for one language, with every needle they have (for a one-pass test of a file)."""
+
+    __slots__ = ("rules", "restricted", "needles")
+
+    def __init__(self, rules: list[CompiledRule]) -> None:
+        self.rules = rules
+        self.restricted = any(c.restricted for c in rules)
+        self.needles = tuple(sorted({n for c in rules for n in c.needles or ()}))
 
 
 class RuleSet:
@@ -413,18 +465,20 @@ class RuleSet:
         self.line_rules = [c for c in compiled if c.regex is not None]
         # A path no path rule's glob matches skips the path rules at once.
         path_globs = tuple(g for c in self.path_rules for g in c.rule.paths)
-        self.any_path_rule = _globs_regex(path_globs) if path_globs else None
-        self._by_language: dict[str | None, list[CompiledRule]] = {}
+        self.path_rule_globs = path_globs
+        self._by_language: dict[str | None, _LanguageRules] = {}
 
-    def line_rules_for(self, path: str, language: str | None, prose: frozenset[str] | set[str]) -> list[CompiledRule]:
+    def line_rules_for(self, path: str, language: str | None, prose: frozenset[str] | set[str]) -> _LanguageRules:
         """The line rules that read this file's lines (by language, then by path limits), in table order."""
-        rules = self._by_language.get(language)
-        if rules is None:
-            rules = [c for c in self.line_rules if (language in c.languages if c.languages else language not in prose)]
-            self._by_language[language] = rules
-        if any(c.restricted for c in rules):
-            return [c for c in rules if not c.restricted or c.path_applies(path)]
-        return rules
+        found = self._by_language.get(language)
+        if found is None:
+            found = _LanguageRules(
+                [c for c in self.line_rules if (language in c.languages if c.languages else language not in prose)]
+            )
+            self._by_language[language] = found
+        if found.restricted:
+            return _LanguageRules([c for c in found.rules if not c.restricted or c.path_applies(path)])
+        return found
 
     def category(self, name: str) -> Category:
         return self.categories.get(name) or Category(title=name)
