@@ -102,7 +102,7 @@ async def run_workflow(
         ensure_not_option("base", base)
     if not 0 < github_timeout_s <= 600:
         raise InputError(
-            f"GitHub timeout {github_timeout_s!r} s is out of range; give seconds between 1 and 600 "
+            f"GitHub timeout {github_timeout_s!r} s is out of range; give more than 0 and at most 600 seconds "
             "(e.g. --github-timeout 10)"
         )
     if only is not None:
