@@ -410,7 +410,9 @@ def workflow_prompt(focus: str | None = None) -> str:
    `not_recommended` list) and stop after step 6.
 2. Run: call `run_phase` for each recommended phase in the order given (or `run_phases` with the list),
    with `rerun_failures=2` and `coverage=true`. Report progress as it comes. Do not invent commands: only
-   phases from `list_phases` run.
+   phases from `list_phases` run. When `all` is recommended together with two or more per-file phases whose
+   test files it runs with the same tags and flags, run `all` instead of those and say so: running both runs
+   the same tests twice.
 3. Rerun failures: a test that failed and then passed on a rerun is flaky; one that failed every attempt is
    broken. For a broken test, read its failure (file:line, message) and, if needed, the run log resource
    `itest://runs/{{run_id}}/log`. Call `flaky_tests` to see whether it failed in earlier runs too.
