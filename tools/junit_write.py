@@ -8,6 +8,7 @@ controls, lone surrogates, U+FFFE/FFFF) are dropped, the rest is escaped.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
@@ -23,7 +24,13 @@ def clean_xml_text(text: str) -> str:
     return _FORBIDDEN.sub("", text)
 
 
+_SPECIAL = re.compile("[^\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]|[&<>\"']")
+"""A character that needs escaping or dropping; most names have none, so they skip the slow path."""
+
+
 def _attr(value: str) -> str:
+    if _SPECIAL.search(value) is None:
+        return f'"{value}"'
     return quoteattr(clean_xml_text(value))
 
 
@@ -73,15 +80,19 @@ def _write_suite(
     out: TextIO, suite_name: str, tests: Iterable[TestResult], failures: dict[tuple[str, str], Failure]
 ) -> None:
     items = list(tests)
-    counts = {o: sum(1 for t in items if t.outcome is o) for o in Outcome}
+    counts = Counter(t.outcome for t in items)
     duration = sum(t.duration_s for t in items if "/" not in t.name)
     write = out.write
+    classnames: dict[str, str] = {}
     write(
         f'  <testsuite name={_attr(suite_name)} tests="{len(items)}" failures="{counts[Outcome.FAILED]}" '
         f'errors="{counts[Outcome.ERROR]}" skipped="{counts[Outcome.SKIPPED]}" time="{duration:.3f}">\n'
     )
     for test in items:
-        attrs = f'name={_attr(test.name)} classname={_attr(test.classname)} time="{test.duration_s:.3f}"'
+        classname = classnames.get(test.classname)
+        if classname is None:
+            classname = classnames[test.classname] = _attr(test.classname)
+        attrs = f'name={_attr(test.name)} classname={classname} time="{test.duration_s:.3f}"'
         if test.location is not None:
             attrs += f" file={_attr(test.location.file)}"
             if test.location.line is not None:

@@ -107,9 +107,22 @@ class _Progress:
     last_sent: float = 0.0
     changed: Any = None  # anyio.Event, created inside the event loop
 
+    finished: tuple[str, Outcome] | None = None
+    """The last finished test, formatted into `message` only when a notification goes out."""
+
+    def test_done(self, done: int, test: str, outcome: Outcome) -> None:
+        """Cheaper `update` for the hot path (one call per finished test)."""
+        self.done = done
+        self.finished = (test, outcome)
+        if self.total is not None and done > self.total:
+            self.total = done
+        if self.changed is not None:
+            self.changed.set()
+
     def update(self, done: int, message: str, total: int | None = None) -> None:
         self.done = done
         self.message = message
+        self.finished = None
         if total is not None:
             self.total = total
         if self.total is not None and self.done > self.total:
@@ -122,6 +135,9 @@ class _Progress:
             return
         self.sent_done = self.done
         self.last_sent = time.monotonic()
+        if self.finished is not None:
+            self.message = f"{self.finished[0]} {self.finished[1].value}"
+            self.finished = None
         try:
             await self.sink(self.done, self.total, self.message)
         except Exception:  # noqa: BLE001 - a client that stopped listening must not fail the run
@@ -372,7 +388,7 @@ async def run_phase(
             _write_artifacts(run, result)
         raise
     result = _finish(run, None)
-    _write_artifacts(run, result)
+    await _complete(run, result)
     run.progress.update(run.progress.done, f"{result.status.value}: {_totals_line(result.report.totals)}")
     await run.progress.send()
     return result
@@ -513,7 +529,7 @@ async def _run_go(run: _Run, timeout: float) -> None:
     def on_done(package: str, test: str, outcome: Outcome) -> None:
         assert run.go is not None
         # Every test (subtests too) is news, but `done` counts top-level tests like the total does.
-        run.progress.update(run.go.top_level_done, f"{test} {outcome.value}")
+        run.progress.test_done(run.go.top_level_done, test, outcome)
 
     parser = GoTestParser(module_path=_module_path(run.project.root), root=str(run.project.root), on_test_done=on_done)
     run.go = parser
@@ -700,7 +716,7 @@ async def _run_command(run: _Run, timeout: float) -> None:
 
     def on_done(package: str, test: str, outcome: Outcome) -> None:
         assert run.go is not None
-        run.progress.update(run.go.tests_done, f"{test} {outcome.value}")
+        run.progress.test_done(run.go.tests_done, test, outcome)
 
     go = GoTestParser(module_path=_module_path(run.project.root), root=str(run.project.root), on_test_done=on_done)
     text = TextParser()
@@ -839,16 +855,54 @@ def _finish(run: _Run, forced: RunStatus | None) -> PhaseRun:
     )
 
 
-def _write_artifacts(run: _Run, result: PhaseRun) -> None:
-    from .junit_write import write_junit
+def _write_artifacts(run: _Run, result: PhaseRun, *, junit: bool = True) -> None:
+    """tests.jsonl, then run.json (its presence marks a complete folder), then junit.xml."""
+    serialize = TestResult.__pydantic_serializer__.to_json
+    with (run.run_dir / "tests.jsonl").open("wb") as out:
+        out.write(b"".join(serialize(test) + b"\n" for test in result.report.tests))
+    _write_run_json(run, result)
+    if junit:
+        _write_junit(run, result)
 
-    write_junit(result.report, run.run_dir / "junit.xml", name=f"{result.phase} ({result.run_id})")
-    with (run.run_dir / "tests.jsonl").open("w", encoding="utf-8") as out:
-        for test in result.report.tests:
-            out.write(test.model_dump_json() + "\n")
+
+def _write_run_json(run: _Run, result: PhaseRun) -> None:
     tmp = run.run_dir / "run.json.tmp"
     tmp.write_text(result.model_dump_json(indent=2), encoding="utf-8")
     tmp.replace(run.run_dir / "run.json")
+
+
+def _write_junit(run: _Run, result: PhaseRun) -> None:
+    from .junit_write import write_junit
+
+    write_junit(result.report, run.run_dir / "junit.xml", name=f"{result.phase} ({result.run_id})")
+
+
+async def _complete(run: _Run, result: PhaseRun) -> None:
+    """Write the run folder and record the run in history; a history failure becomes a note, not an error."""
+    import threading
+
+    import anyio
+
+    from .history import try_record_run
+
+    _write_artifacts(run, result, junit=False)
+    outcome: list[str | None] = []
+
+    def record() -> None:
+        try:
+            outcome.append(try_record_run(run.project, result))
+        except Exception as exc:  # noqa: BLE001 - history must never cost the caller the run's result
+            outcome.append(f"not recorded in history: {type(exc).__name__}: {exc}")
+
+    # SQLite does its work outside the GIL: the history write overlaps with writing junit.xml.
+    recorder = threading.Thread(target=record, name=f"itest-history-{run.run_id}", daemon=True)
+    recorder.start()
+    _write_junit(run, result)
+    await anyio.to_thread.run_sync(recorder.join)
+    note = outcome[0] if outcome else "not recorded in history: the history writer stopped without an answer"
+    if note:
+        result.notes.append(note)
+        _write_run_json(run, result)
 
 
 def _totals_line(totals: Totals) -> str:
