@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Literal
@@ -19,7 +20,7 @@ from pydantic import Field
 
 from .config import load_raw_config
 from .errors import ItestError
-from .gitdiff import ChangedFile, ChangeSet, DiffLine, FileLines, LineRange, scan_changes
+from .gitdiff import ChangedFile, ChangeSet, DiffLine, FileLines, LineRange, scan_changes, trusted
 from .models import Model
 from .phases import Phase, PhaseSet, Runner, load_phases
 from .repo import Project
@@ -240,6 +241,8 @@ _HASH_TOKENS = re.compile(r"(?:^|\s)#.*|\"(?:\\.|[^\"\\])*\"?|'[^']*'?")
 _GO_IMPORT = re.compile(r'^\s*(?:import\s+)?(?:[\w.]+\s+)?"([^"\s]+)"\s*(?://.*)?$')
 _PY_IMPORT = re.compile(r"^\s*import\s+([\w., ]+?)\s*(?:#.*)?$")
 _PY_FROM = re.compile(r"^\s*from\s+(\.*[\w.]*)\s+import\b")
+_QUOTES = {"go": ('"', "'", "`"), "c": ('"', "'", "`"), "python": ('"', "'"), "hash": ('"', "'")}
+_LINE_COMMENT = {"go": "//", "c": "//", "python": "#", "hash": "#"}
 _STATE_MARKERS = {"go": ("/*", "*/", "`"), "python": ('"""', "'''"), "c": ("/*", "*/", "`")}
 
 
@@ -277,8 +280,19 @@ class _Stripper:
         if number != self.last_line + 1:
             self.state = None  # a gap in the hunk: the state before it is unknown
         self.last_line = number
-        if self.kind is None:
+        kind = self.kind
+        if kind is None:
             return _Views(text, text)
+        if self.state is None:
+            # Fast paths, same answer as the token walk below: no quote at all, and at most a line comment.
+            quotes = _QUOTES[kind]
+            cut = text.find(_LINE_COMMENT[kind])
+            head = text if cut < 0 else text[:cut]
+            if not any(q in head for q in quotes) and (kind == "python" or "/*" not in head):
+                if cut < 0:
+                    return _Views(text, text)
+                if kind != "hash":  # a hash comment needs the space before it: the token walk decides
+                    return _Views(head, head)
         code: list[str] = []
         strings: list[str] = []
         pos = 0
@@ -293,7 +307,7 @@ class _Stripper:
             code.append(" ")
             pos = stop
             self.state = None
-        pattern = {"go": _GO_TOKENS, "python": _PY_TOKENS, "c": _C_TOKENS, "hash": _HASH_TOKENS}[self.kind]
+        pattern = {"go": _GO_TOKENS, "python": _PY_TOKENS, "c": _C_TOKENS, "hash": _HASH_TOKENS}[kind]
         for match in pattern.finditer(text, pos):
             token = match.group(0)
             before = text[pos : match.start()]
@@ -359,7 +373,15 @@ def classify_file(path: str, language: str | None, lines: FileLines | None, rule
             if glob is not None:
                 hits.add(
                     compiled.rule.category,
-                    Evidence(file=path, text=f"path matches {glob!r}", match=glob, rule=compiled.rule.id),
+                    trusted(
+                        Evidence,
+                        file=path,
+                        line=None,
+                        removed=False,
+                        text=f"path matches {glob!r}",
+                        match=glob,
+                        rule=compiled.rule.id,
+                    ),
                 )
     if lines is None or not lines.lines:
         return hits
@@ -433,7 +455,8 @@ def _needles_in(view: str, needles: set[str]) -> set[str] | None:
 
 
 def _evidence(path: str, diff_line: DiffLine, found: re.Match[str], compiled: CompiledRule) -> Evidence:
-    return Evidence(
+    return trusted(
+        Evidence,
         file=path,
         line=diff_line.line,
         removed=diff_line.kind == "-",
@@ -706,8 +729,15 @@ def assess_changes(
     """Assess the change from `base` to `head`: files, categories with evidence, phases to run and why."""
     raw = load_raw_config(project)
     rules = load_rules(raw)
-    phases = load_phases(project)
-    changeset, kept = scan_changes(project, base, head, include_worktree=include_worktree, keep_lines=True)
+    # Phase discovery walks the project while git computes the diff (both mostly wait on the OS).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        phases_future = pool.submit(load_phases, project)
+        try:
+            changeset, kept = scan_changes(project, base, head, include_worktree=include_worktree, keep_lines=True)
+        except BaseException:
+            phases_future.result()  # a phase config error is reported first, as when this ran in sequence
+            raise
+        phases = phases_future.result()
     locator = _Locator(project)
     files = [_assess_file(f, kept.get(f.path), rules, locator) for f in changeset.files]
 
@@ -762,16 +792,17 @@ def _assess_file(changed: ChangedFile, lines: FileLines | None, rules: RuleSet, 
         order = list(rules.categories)
         for name in sorted(hits.findings, key=lambda n: (order.index(n) if n in order else len(order), n)):
             categories.append(
-                FileCategory(category=name, findings=hits.findings[name], evidence=hits.evidence.get(name, []))
+                trusted(FileCategory, category=name, findings=hits.findings[name], evidence=hits.evidence.get(name, []))
             )
-    return FileAssessment(
+    return trusted(
+        FileAssessment,
         path=changed.path,
         old_path=changed.old_path,
         status=changed.status,
         added=changed.added,
         removed=changed.removed,
         binary=changed.binary,
-        ranges=changed.ranges,
+        ranges=list(changed.ranges),
         language=language,
         go_package=locator.go_package(changed.path) if language == "go" else None,
         python_module=locator.python_module(changed.path) if language == "python" else None,

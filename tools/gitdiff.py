@@ -17,8 +17,9 @@ import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from .errors import GitError, InputError
 from .models import Model
@@ -34,6 +35,31 @@ READ_PIECE = 1 << 20
 """A patch line longer than this is read in pieces (a minified 50 MB line never sits whole in memory)."""
 BINARY_SNIFF = 8000
 DIFF_TIMEOUT_S = 300.0
+
+
+M = TypeVar("M", bound=BaseModel)
+_FIELDS: dict[type[BaseModel], tuple[str, ...]] = {}
+_new = object.__new__
+_setattr = object.__setattr__
+
+
+def trusted(cls: type[M], **values: Any) -> M:
+    """A model built from values this code produced itself (types already right), skipping validation.
+
+    Every field must be given. It ends as pydantic's `model_construct` ends; `model_construct` itself
+    walks aliases and defaults in Python and measured slower than validating these small models.
+    """
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(cls.model_fields)
+    if len(values) != len(names):
+        raise TypeError(f"{cls.__name__}: give every field ({', '.join(names)}), got {', '.join(values)}")
+    model = _new(cls)
+    _setattr(model, "__dict__", {name: values[name] for name in names})
+    _setattr(model, "__pydantic_fields_set__", set(names))
+    _setattr(model, "__pydantic_extra__", None)
+    _setattr(model, "__pydantic_private__", None)
+    return model
 
 
 class LineRange(Model):
@@ -152,18 +178,29 @@ def _rev(project: Project, rev: str) -> str | None:
     return sha if result.returncode == 0 and sha else None
 
 
+def _revs(project: Project, revs: list[str]) -> dict[str, str]:
+    """Full shas of several revisions in one git run; {} when any of them does not resolve (ask one by one)."""
+    result = run_capture(["git", "rev-parse", "--revs-only", *revs, "--"], cwd=project.git_root, timeout=30)
+    shas = result.stdout.split()
+    if result.returncode != 0 or len(shas) != len(revs):
+        return {}
+    if not all(len(sha) in (40, 64) and all(c in "0123456789abcdef" for c in sha) for sha in shas):
+        return {}
+    return dict(zip(revs, shas, strict=True))
+
+
 def ref_names(project: Project) -> list[str]:
     """Short names of local branches, remote branches and tags."""
     out = project.git("for-each-ref", "--format=%(refname:short)", "refs/heads", "refs/remotes", "refs/tags")
     return [line for line in out.splitlines() if line and not line.endswith("/HEAD")]
 
 
-def resolve_commit(project: Project, what: str, rev: str) -> str:
+def resolve_commit(project: Project, what: str, rev: str, known: dict[str, str] | None = None) -> str:
     """The full sha of commit `rev`; otherwise an InputError naming it and listing nearby branch names."""
     ensure_not_option(what, rev)
     if not rev.strip() or "\x00" in rev:
         raise InputError(f"{what} {rev!r} is empty; pass a branch, tag or commit sha")
-    sha = _rev(project, f"{rev}^{{commit}}")
+    sha = (known or {}).get(f"{rev}^{{commit}}") or _rev(project, f"{rev}^{{commit}}")
     if sha:
         return sha
     if _rev(project, rev):
@@ -228,7 +265,12 @@ def resolve_range(project: Project, base: str | None, head: str | None, *, inclu
         ensure_not_option("base", base)
     if head is not None:
         ensure_not_option("head", head)
-    head_commit = project.head_commit()
+    # One git run for HEAD and the given revisions; anything odd falls back to asking one by one (clear errors).
+    wanted = ["HEAD"] + [
+        f"{rev}^{{commit}}" for rev in (head, base) if rev is not None and rev != "HEAD" and rev.strip()
+    ]
+    known = _revs(project, wanted) if len(wanted) > 1 and not any("\x00" in w for w in wanted) else {}
+    head_commit = known["HEAD"] if known else project.head_commit()
     if head is None or head == "HEAD":
         if head_commit is None:
             if base is not None:
@@ -243,7 +285,7 @@ def resolve_range(project: Project, base: str | None, head: str | None, *, inclu
             head_label = f"HEAD (detached at {_short(head_sha)})"
             notes.append(f"HEAD is detached at {_short(head_sha)}; the range ends there")
     else:
-        head_sha = resolve_commit(project, "head", head)
+        head_sha = resolve_commit(project, "head", head, known)
         head_label = head
     worktree = include_worktree and head_sha == head_commit
     if include_worktree and not worktree:
@@ -252,7 +294,7 @@ def resolve_range(project: Project, base: str | None, head: str | None, *, inclu
         head_label += " + working tree"
 
     if base is not None:
-        base_sha = resolve_commit(project, "base", base)
+        base_sha = resolve_commit(project, "base", base, known)
         return _Range(base_sha, base, f"{base} (given)", head_sha, head_label, worktree, notes)
 
     branch_name = default_branch(project)
@@ -347,14 +389,15 @@ def _diff(
         if binary and status == "modified":
             status = "binary"
         files.append(
-            ChangedFile(
+            trusted(
+                ChangedFile,
                 path=path,
                 old_path=old if entry.old_path else None,
                 status=status,
                 added=0 if parsed is None or binary else parsed.added,
                 removed=0 if parsed is None or binary else parsed.removed,
                 binary=binary,
-                ranges=[LineRange(start=s, end=e) for s, e in ranges],
+                ranges=[trusted(LineRange, start=s, end=e) for s, e in ranges],
             )
         )
         if keep_lines and parsed is not None and not is_sub:
@@ -486,9 +529,9 @@ def _stream_diff(project: Project, args: list[str], *, keep_lines: bool) -> tupl
             continuing = raw[-1:] != b"\n"
             continue
         continuing = raw[-1:] != b"\n"
+        first = raw[0]
         if old_left or new_left:
-            first = raw[:1]
-            if first == b"+":
+            if first == 43:  # "+"
                 if keep:
                     text = raw[1:_KEEP_BYTES].decode("utf-8", errors="replace").rstrip("\r\n")
                     kept_lines.append(DiffLine("+", new_no, text[:KEPT_LINE_CHARS]))
@@ -499,7 +542,7 @@ def _stream_diff(project: Project, args: list[str], *, keep_lines: bool) -> tupl
                 new_no += 1
                 new_left -= 1
                 continue
-            if first == b"-":
+            if first == 45:  # "-"
                 if keep:
                     text = raw[1:_KEEP_BYTES].decode("utf-8", errors="replace").rstrip("\r\n")
                     kept_lines.append(DiffLine("-", old_no, text[:KEPT_LINE_CHARS]))
@@ -510,13 +553,13 @@ def _stream_diff(project: Project, args: list[str], *, keep_lines: bool) -> tupl
                 old_no += 1
                 old_left -= 1
                 continue
-            if first == b" ":
+            if first == 32:  # " " (context; -U0 has none, but count it right)
                 old_no += 1
                 new_no += 1
                 old_left -= 1
                 new_left -= 1
                 continue
-        if raw.startswith(b"@@ ") and current is not None:
+        if first == 64 and current is not None and raw.startswith(b"@@ "):  # "@"
             in_header = False
             o_start, o_count, n_start, n_count = _hunk_numbers(raw)
             old_left, new_left = o_count, n_count
@@ -526,17 +569,16 @@ def _stream_diff(project: Project, args: list[str], *, keep_lines: bool) -> tupl
             if n_count > 0:
                 _add_range(current, n_start, n_start + n_count - 1)
             continue
-        if raw[:1] == b"\\":
-            continue
-        line = raw.decode("utf-8", errors="replace").rstrip("\n")
         if in_raw:
+            line = raw.decode("utf-8", errors="replace").rstrip("\n")
             if line.startswith(":"):
                 entries.append(_parse_raw(line))
                 continue
             in_raw = False
             if not line:
                 continue  # the blank line between the raw records and the patch
-        if line.startswith("diff --git "):
+        if first == 100 and raw.startswith(b"diff --git "):  # "d"
+            line = raw.decode("utf-8", errors="replace").rstrip("\n")
             header_path = _header_path(line[len("diff --git ") :])
             # A type change comes as two patches (delete, create) of one path: they add up.
             current = parsed.get(header_path) or _Parsed()
@@ -548,32 +590,33 @@ def _stream_diff(project: Project, args: list[str], *, keep_lines: bool) -> tupl
             in_header = True
             old_left = new_left = 0
             continue
-        if current is None or not in_header:
+        # Header lines that matter start with "+++", "Binary", "rename to", "copy to"; skip the rest undecoded.
+        if current is None or not in_header or first not in _HEADER_FIRST:
             continue
+        line = raw.decode("utf-8", errors="replace").rstrip("\n")
         if line.startswith("Binary files ") and line.endswith(" differ"):
             current.binary = True
             continue
-        for prefix in ("rename to ", "copy to "):
-            if line.startswith(prefix):
-                new_path = _c_unquote(line[len(prefix) :])
-                if header_path is not None and parsed.get(header_path) is current:
-                    del parsed[header_path]
-                parsed[new_path] = current
-                header_path = new_path
-        if line.startswith("+++ b/") or line.startswith('+++ "b/'):
+        new_path = None
+        if line.startswith("rename to "):
+            new_path = _c_unquote(line[len("rename to ") :])
+        elif line.startswith("copy to "):
+            new_path = _c_unquote(line[len("copy to ") :])
+        elif line.startswith("+++ b/") or line.startswith('+++ "b/'):
             # git ends the name with a TAB when it holds a space.
             new_path = _c_unquote(line[4:].rstrip("\t")).removeprefix("b/")
-            if new_path != header_path:
-                if header_path is not None and parsed.get(header_path) is current:
-                    del parsed[header_path]
-                parsed[new_path] = current
-                header_path = new_path
+        if new_path is not None and new_path != header_path:
+            if header_path is not None and parsed.get(header_path) is current:
+                del parsed[header_path]
+            parsed[new_path] = current
+            header_path = new_path
     if result.returncode != 0:
         detail = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else f"exit {result.returncode}"
         raise GitError(f"git diff -U0 failed in {project.git_root}: {detail}")
     return entries, parsed
 
 
+_HEADER_FIRST = frozenset(b"+Brc")
 _KEEP_BYTES = 1 + KEPT_LINE_CHARS * 4
 """Bytes of a patch line decoded for the rules: enough for KEPT_LINE_CHARS characters of UTF-8."""
 
