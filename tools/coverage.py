@@ -18,14 +18,7 @@ from pathlib import Path
 from pydantic import Field
 
 from .covmap import PathMatcher, UnmatchedPath
-from .covreaders import (
-    FileData,
-    _GoRun,
-    _merge_runs,
-    merge_line_files,
-    read_coverage,
-    span_lines,
-)
+from .covreaders import FileData, merge_files, query_files, read_coverage, span_lines
 from .errors import NotFoundError
 from .gitdiff import ChangedFile, LineRange, collect_changes
 from .gofuncs import FuncInfo, go_functions, python_functions
@@ -222,7 +215,7 @@ def load_coverage(
                 continue
             fd.name = rel
             old = merged.get(rel)
-            merged[rel] = fd if old is None else _merge_files(old, fd)
+            merged[rel] = fd if old is None else merge_files(old, fd)
         data.files.clear()
     if unmatched:
         notes.append(
@@ -230,13 +223,6 @@ def load_coverage(
             "their lines are not counted"
         )
     return merged, inputs, unmatched, notes
-
-
-def _merge_files(a: FileData, b: FileData) -> FileData:
-    if a.blob and b.blob:
-        run = _merge_runs(_GoRun(a.blob, a.weights, a.flags), _GoRun(b.blob, b.weights, b.flags))
-        return FileData(name=a.name, unit="statements", blob=run.blob, weights=run.weights, flags=run.flags)
-    return merge_line_files(a, b)
 
 
 # -- the join ----------------------------------------------------------------------------------
@@ -262,10 +248,13 @@ def join_changes(
     extensions = {posixpath.splitext(p)[1] for p in files}
     rows: list[tuple[str, str, int, int, int, list[tuple[int, int]]]] = []
     patch = PatchCoverage(count_unmeasured=count_unmeasured)
+    wanted: list[tuple[FileData, list[tuple[int, int]]]] = []
+    wanted_files: list[tuple[str, int]] = []
     for cf in changed:
         if cf.status == "deleted" or cf.binary or not cf.ranges:
             continue
-        changed_lines = sum(r.end - r.start + 1 for r in cf.ranges)
+        pairs = [(r.start, r.end) for r in cf.ranges]
+        changed_lines = sum(e - s for s, e in pairs) + len(pairs)
         fd = files.get(cf.path)
         if fd is None:
             if is_source_file(cf.path, extensions):
@@ -273,16 +262,21 @@ def join_changes(
                 patch.unmeasured_files.append(cf.path)
                 patch.unmeasured_lines += changed_lines
             continue
+        wanted.append((fd, pairs))
+        wanted_files.append((cf.path, changed_lines))
+    total_measured = total_uncovered = 0
+    for (path, changed_lines), answers in zip(wanted_files, query_files(wanted), strict=True):
         measured = 0
         uncovered_spans: list[tuple[int, int]] = []
-        for r in cf.ranges:
-            m, u = fd.query(r.start, r.end)
+        for m, u in answers:
             measured += span_lines(m)
             uncovered_spans.extend(u)
         uncovered = span_lines(uncovered_spans)
-        rows.append((cf.path, "measured", changed_lines, measured, uncovered, uncovered_spans))
-        patch.measured += measured
-        patch.uncovered += uncovered
+        rows.append((path, "measured", changed_lines, measured, uncovered, uncovered_spans))
+        total_measured += measured
+        total_uncovered += uncovered
+    patch.measured = total_measured
+    patch.uncovered = total_uncovered
     patch.covered = patch.measured - patch.uncovered
     patch.percent = _pct(patch.covered, patch.measured)
     extra = patch.unmeasured_lines if count_unmeasured else 0
@@ -336,44 +330,43 @@ def function_coverage(
         "python": python_functions(project_root, py_files, notes),
     }
     out: list[UncoveredFunction] = []
-    for lang_funcs in found.values():
-        for path, funcs in lang_funcs.items():
-            fd = files.get(path)
-            if fd is None:
+    asked = [
+        (path, funcs) for lang_funcs in found.values() for path, funcs in lang_funcs.items() if path in files and funcs
+    ]
+    answers = query_files([(files[path], [(f.line, f.end) for f in funcs]) for path, funcs in asked])
+    for (path, funcs), spans in zip(asked, answers, strict=True):
+        ranges = changed.get(path, [])
+        for fn, (m_spans, u_spans) in zip(funcs, spans, strict=True):
+            measured = span_lines(m_spans)
+            if not measured:
                 continue
-            ranges = changed.get(path, [])
-            for fn in funcs:
-                m_spans, u_spans = fd.query(fn.line, fn.end)
-                measured = span_lines(m_spans)
-                if not measured:
-                    continue
-                covered = measured - span_lines(u_spans)
-                is_changed = any(r.start <= fn.end and r.end >= fn.line for r in ranges)
-                if covered * 2 >= measured:
-                    continue
-                reasons = [s for s in fn.signals if s in SIGNAL_WEIGHTS]
-                risk = sum(SIGNAL_WEIGHTS[s] for s in reasons)
-                if _RISKY_PATH.search(path):
-                    risk += 2
-                if is_changed:
-                    risk += 6
-                    reasons.append("changed")
-                if covered == 0:
-                    risk += 3
-                    reasons.append("never executed")
-                out.append(
-                    UncoveredFunction(
-                        file=path,
-                        name=fn.name,
-                        line=fn.line,
-                        end_line=fn.end,
-                        measured=measured,
-                        covered=covered,
-                        changed=is_changed,
-                        risk=risk,
-                        reasons=reasons,
-                    )
+            covered = measured - span_lines(u_spans)
+            is_changed = any(r.start <= fn.end and r.end >= fn.line for r in ranges)
+            if covered * 2 >= measured:
+                continue
+            reasons = [s for s in fn.signals if s in SIGNAL_WEIGHTS]
+            risk = sum(SIGNAL_WEIGHTS[s] for s in reasons)
+            if _RISKY_PATH.search(path):
+                risk += 2
+            if is_changed:
+                risk += 6
+                reasons.append("changed")
+            if covered == 0:
+                risk += 3
+                reasons.append("never executed")
+            out.append(
+                UncoveredFunction(
+                    file=path,
+                    name=fn.name,
+                    line=fn.line,
+                    end_line=fn.end,
+                    measured=measured,
+                    covered=covered,
+                    changed=is_changed,
+                    risk=risk,
+                    reasons=reasons,
                 )
+            )
     out.sort(key=lambda f: (-f.risk, -(f.measured - f.covered), f.file, f.line))
     return out, found
 

@@ -8,24 +8,28 @@ is measured when an entry spans it and covered only when every entry spanning it
 that report was executed, so a partially run line (`if err != nil {` whose body never
 ran) counts as uncovered.
 
-Go profiles are read in bulk, not line by line: one regex match per run of lines
-for the same file, then C-level split/join/map over the run. Blocks repeated across
-merged profiles (one section per test binary with `-coverpkg`) are counted once.
-Memory per block is a few bytes (positions as one bytes blob, flags as bytes);
-lines are parsed from the blob only for the files a caller asks about.
+Go profiles are read in bulk, not line by line: each run of consecutive lines naming
+one file is found with a few C-level searches and checked and summed with C-level
+split/join/translate. Per file only its totals and where its runs sit in the profile
+are kept (memory grows with files, not blocks; a 1 GB profile streams in 4 MB pieces);
+block positions are read back from the profile only for the files a caller queries.
+Blocks repeated across merged profiles (one section per test binary with `-coverpkg`)
+are counted once.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterator
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate, compress
 from operator import itemgetter
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, BinaryIO
 
 from .errors import CoverageError
 
@@ -37,87 +41,118 @@ FORMATS = (GO, COBERTURA, LCOV, JACOCO)
 
 CHUNK = 4 << 20
 """Bytes of a Go profile parsed at a time (a huge profile streams in pieces of this size)."""
-MAX_LINE = 1 << 20
-"""A single profile line longer than this is not coverage data."""
 SNIFF = 4096
 
 _GO_MODES = (b"set", b"count", b"atomic")
 # One match per run of consecutive lines naming the same file ("name:sl.sc,el.ec stmts count").
 # Possessive quantifiers: no backtracking, so a run costs one pass in C. A Windows drive
 # letter may precede the name.
-_GO_RUN = re.compile(rb"((?:[A-Za-z]:)?[^\n:]*+):([^\n:]*+)\n(?:\1:[^\n:]*+\n)*+")
 _GO_LINE = re.compile(rb"^(?:[A-Za-z]:)?[^\n:]+:\d+\.\d+,\d+\.\d+ \d+ \d+\r?$")
 _POS_SPLIT = bytes.maketrans(b".,", b"  ")
 _DIGIT_VALUES = bytes.maketrans(b"0123456789", bytes(range(10)))
 _DIGIT_FLAGS = bytes.maketrans(b"0123456789", bytes([0] + [1] * 9))
-_NOT_POS_CHARS = b"0123456789., \r"
+_POS_CHARS = b"0123456789.,: \r\n"
+_SEP_TABS = bytes.maketrans(b".,: \n", b"\t" * 5)
+_NOT_SEP_DIGITS = bytes(c for c in range(256) if c not in b"0123456789.,: \n")
+_LANE_DIGITS = bytes.maketrans(b" 0123456789", b"\x00" + bytes(range(10)))
+_NONZERO = bytes([0] + [1] * 255)
+
+
+@dataclass(slots=True)
+class GoSection:
+    """Where one run of a file's block lines sits in a Go profile (read again only when queried)."""
+
+    profile: GoProfile
+    offset: int
+    length: int
+    lines: int
 
 
 @dataclass(slots=True)
 class FileData:
-    """The entries of one file in one report: line spans, weights and covered flags."""
+    """The entries of one file in one report: line spans, weights and covered flags.
+
+    Line formats keep their lines in memory. Go files keep only their totals and where
+    their block lines sit in the profile; line positions are read back for the files a
+    caller queries, so memory grows with the number of files, not of blocks.
+    """
 
     name: str
     unit: str = "lines"
     """"statements" (Go) or "lines" (line formats): what `weights` count."""
-    blob: bytes = b""
-    """Go: block positions `sl.sc,el.ec` joined by spaces (parsed lazily); empty for line formats."""
     starts_list: array[int] = field(default_factory=lambda: array("I"))
     ends_list: array[int] = field(default_factory=lambda: array("I"))
     weights: bytes | array[int] = b""
     flags: bytes = b""
     functions: list[tuple[str, int, int, bool]] = field(default_factory=list)
     """(name, first line, last line or 0, executed) where the report lists functions (LCOV, JaCoCo)."""
-    _index: tuple[list[int], list[int], list[int]] | None = None
+    go_sections: list[GoSection] = field(default_factory=list)
+    go_totals: tuple[int, int] = (0, 0)
+    """Go: (measured, covered) statements, repeated blocks counted once."""
+    go_blocks: int = 0
+    repeated: bool = False
+    """Go: the sections may list a block more than once (merged profiles), so reads dedupe."""
+    _index: Index | None = None
+
+    @property
+    def is_go(self) -> bool:
+        return bool(self.go_sections)
 
     @property
     def entries(self) -> int:
-        return len(self.flags)
+        return self.go_blocks if self.go_sections else len(self.flags)
 
     def totals(self) -> tuple[int, int]:
         """(measured, covered) in `unit`."""
+        if self.go_sections:
+            return self.go_totals
         w = self.weights
         return sum(w), sum(compress(w, self.flags))
 
-    def spans(self) -> tuple[list[int], list[int]]:
-        """Start and end line of every entry (parsed from the blob on first use for Go)."""
-        if self.blob:
-            parts = self.blob.translate(_POS_SPLIT).split()
-            try:
-                starts = list(map(int, parts[0::4]))
-                ends = list(map(int, parts[2::4]))
-            except ValueError as exc:
-                raise CoverageError(f"block positions of {self.name!r} are malformed: {exc}") from exc
-            if len(starts) != len(self.flags) or len(ends) != len(starts):
-                raise CoverageError(f"block positions of {self.name!r} are malformed (expected sl.sc,el.ec)")
-            return starts, ends
-        return list(self.starts_list), list(self.ends_list)
+    def line_index(self) -> Index:
+        """Entries sorted by start: (starts, ends, flags, running max of ends) for range queries.
 
-    def line_index(self) -> tuple[list[int], list[int], list[int]]:
-        """Entries sorted by start: (starts, ends, running max of ends) for range queries."""
-        if self._index is None:
-            starts, ends = self.spans()
-            flags = self.flags
-            order: list[int] | None = None
-            if starts != sorted(starts):
-                order = sorted(range(len(starts)), key=starts.__getitem__)
-                starts = [starts[i] for i in order]
-                ends = [ends[i] for i in order]
-                self.flags = flags = bytes(flags[i] for i in order)
-                w = self.weights
-                self.weights = array("I", (w[i] for i in order))
-            maxend = list(accumulate(ends, max))
-            self._index = (starts, ends, maxend)
+        Go positions are read back from the profile on every call and not kept, so querying
+        many files stays flat in memory; batch queries with `query_files`.
+        """
+        if self._index is not None:
+            return self._index
+        if self.go_sections:
+            return _go_index(self, None)
+        self._index = _sorted_index(list(self.starts_list), list(self.ends_list), self.flags)
         return self._index
 
-    def query(self, lo: int, hi: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    def query(self, lo: int, hi: int) -> tuple[Spans, Spans]:
         """Measured and uncovered line spans within [lo, hi], each merged and sorted."""
-        starts, ends, maxend = self.line_index()
+        return self.query_ranges([(lo, hi)])[0]
+
+    def query_ranges(self, ranges: Iterable[tuple[int, int]]) -> list[tuple[Spans, Spans]]:
+        """`query` for several ranges of this file at once (one read of its positions)."""
+        return _query_index(self.line_index(), ranges)
+
+
+Spans = list[tuple[int, int]]
+Index = tuple[list[int], list[int], bytes, list[int]]
+
+
+def _sorted_index(starts: list[int], ends: list[int], flags: bytes) -> Index:
+    if starts != sorted(starts):
+        order = sorted(range(len(starts)), key=starts.__getitem__)
+        starts = [starts[i] for i in order]
+        ends = [ends[i] for i in order]
+        flags = bytes(flags[i] for i in order)
+    maxend = ends if ends == sorted(ends) else list(accumulate(ends, max))
+    return starts, ends, flags, maxend
+
+
+def _query_index(index: Index, ranges: Iterable[tuple[int, int]]) -> list[tuple[Spans, Spans]]:
+    starts, ends, flags, maxend = index
+    out = []
+    for lo, hi in ranges:
         i = bisect_left(maxend, lo)
         j = bisect_right(starts, hi)
-        flags = self.flags
-        measured: list[tuple[int, int]] = []
-        uncovered: list[tuple[int, int]] = []
+        measured: Spans = []
+        uncovered: Spans = []
         for k in range(i, j):
             e = ends[k]
             if e < lo:
@@ -127,7 +162,29 @@ class FileData:
             measured.append(span)
             if not flags[k]:
                 uncovered.append(span)
-        return merge_spans(measured), merge_spans(uncovered)
+        out.append((merge_spans(measured), merge_spans(uncovered)))
+    return out
+
+
+def query_files(items: Sequence[tuple[FileData, Sequence[tuple[int, int]]]]) -> list[list[tuple[Spans, Spans]]]:
+    """`FileData.query_ranges` for many files: each Go profile is opened once and read in file order."""
+    results: list[list[tuple[Spans, Spans]]] = [[] for _ in items]
+    by_profile: dict[int, tuple[GoProfile, list[tuple[int, int]]]] = {}
+    for i, (fd, ranges) in enumerate(items):
+        if fd.go_sections and len(fd.go_sections) == 1 and not fd.repeated:
+            sec = fd.go_sections[0]
+            by_profile.setdefault(id(sec.profile), (sec.profile, []))[1].append((sec.offset, i))
+        else:
+            results[i] = fd.query_ranges(ranges)
+    for profile, entries in by_profile.values():
+        entries.sort()
+        with profile.open() as fh:
+            for offset, i in entries:
+                fd, ranges = items[i]
+                fh.seek(offset)
+                text = fh.read(fd.go_sections[0].length)
+                results[i] = _query_index(_go_index(fd, text), ranges)
+    return results
 
 
 def merge_spans(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -250,262 +307,392 @@ def read_coverage(path: Path, fmt: str | None = None) -> CoverageData:
 # -- Go coverprofile -----------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class _GoRun:
-    blob: bytes
-    weights: bytes | array[int]
-    flags: bytes
+class GoProfile:
+    """A Go profile file that `GoSection`s point into; reads refuse a file changed since it was parsed."""
+
+    __slots__ = ("path", "size", "mtime_ns")
+
+    def __init__(self, path: Path, size: int, mtime_ns: int) -> None:
+        self.path = path
+        self.size = size
+        self.mtime_ns = mtime_ns
+
+    def open(self) -> BinaryIO:
+        """The file, opened for reading; CoverageError when it changed since it was parsed or is gone."""
+        try:
+            fh = open(self.path, "rb")  # noqa: SIM115 - returned to the caller's with-block
+        except OSError as exc:
+            raise CoverageError(f"cannot read coverage file {str(self.path)!r}: {exc.strerror or exc}") from exc
+        st = os.fstat(fh.fileno())
+        if st.st_size != self.size or st.st_mtime_ns != self.mtime_ns:
+            fh.close()
+            raise CoverageError(
+                f"coverage file {str(self.path)!r} changed while it was being analysed; "
+                f"run the analysis again once the file is complete"
+            )
+        return fh
+
+    def read(self, sections: Iterable[GoSection]) -> list[bytes]:
+        """The bytes of each section, in order (one open of the file)."""
+        with self.open() as fh:
+            out = []
+            for sec in sections:
+                fh.seek(sec.offset)
+                out.append(fh.read(sec.length))
+            return out
+
+    def line_at(self, offset: int) -> int:
+        """The 1-based line number of a byte offset (error messages only: it reads the file up to there)."""
+        line = 1
+        try:
+            with open(self.path, "rb") as fh:
+                while offset > 0:
+                    piece = fh.read(min(offset, CHUNK))
+                    if not piece:
+                        break
+                    line += piece.count(b"\n")
+                    offset -= len(piece)
+        except OSError:
+            pass
+        return line
+
+
+def _read_sections(fd: FileData) -> list[tuple[GoProfile, int, bytes]]:
+    """(profile, lines, bytes) of every section of a Go file, one open per profile."""
+    by_profile: dict[int, tuple[GoProfile, list[GoSection]]] = {}
+    for sec in fd.go_sections:
+        by_profile.setdefault(id(sec.profile), (sec.profile, []))[1].append(sec)
+    out = []
+    for profile, secs in by_profile.values():
+        for sec, text in zip(secs, profile.read(secs), strict=True):
+            out.append((profile, sec.lines, text))
+    return out
+
+
+def _moved(fd: FileData, profile: GoProfile) -> CoverageError:
+    return CoverageError(
+        f"coverage file {str(profile.path)!r} no longer holds the blocks of {fd.name!r} where it did; "
+        f"run the analysis again"
+    )
+
+
+def _section_tokens(fd: FileData) -> tuple[list[bytes], list[bytes], list[bytes]]:
+    """Position (`sl.sc,el.ec`), statement and count tokens of every block line of a Go file, in profile order."""
+    positions: list[bytes] = []
+    w_toks: list[bytes] = []
+    h_toks: list[bytes] = []
+    for profile, lines, text in _read_sections(fd):
+        toks = text.split()
+        named = toks[0::3]
+        colon = text.rfind(b":", 0, text.find(b" "))
+        head = text[: colon + 1]
+        if (
+            colon < 0
+            or len(named) != lines
+            or len(toks) != 3 * lines
+            or not (min(named).startswith(head) and max(named).startswith(head))
+        ):
+            raise _moved(fd, profile)
+        positions.extend(map(itemgetter(slice(len(head), None)), named))
+        w_toks.extend(toks[1::3])
+        h_toks.extend(toks[2::3])
+    return positions, w_toks, h_toks
+
+
+def _flags(h_toks: list[bytes]) -> bytes:
+    """1 for every executed block (count > 0), else 0."""
+    h_join = b"".join(h_toks)
+    if len(h_join) == len(h_toks):
+        return h_join.translate(_DIGIT_FLAGS)
+    return bytes(map(bool, map(int, h_toks)))
+
+
+def _unique_blocks(positions: list[bytes], w_toks: list[bytes], flags: bytes) -> tuple[list[bytes], list[bytes], bytes]:
+    """Each block once (its first statement count kept), executed when any of its lines says so."""
+    weights = dict(zip(reversed(positions), reversed(w_toks), strict=True))  # the first occurrence wins
+    order = list(dict.fromkeys(positions))
+    executed = set(compress(positions, flags))
+    return order, [weights[p] for p in order], bytes(map(executed.__contains__, order))
+
+
+def _go_totals(fd: FileData) -> tuple[int, int, int]:
+    """(measured, covered, blocks) of a Go file whose sections may repeat blocks."""
+    positions, w_toks, h_toks = _section_tokens(fd)
+    order, weights, flags = _unique_blocks(positions, w_toks, _flags(h_toks))
+    try:
+        w = list(map(int, weights))
+    except ValueError as exc:
+        raise CoverageError(f"statement counts of {fd.name!r} are malformed: {exc}; regenerate the profile") from exc
+    return sum(w), sum(compress(w, flags)), len(order)
+
+
+def _go_index(fd: FileData, text: bytes | None) -> Index:
+    """The sorted index of a Go file's blocks (`text`: its single section, when already read)."""
+    if not fd.repeated and len(fd.go_sections) == 1:
+        if text is None:
+            (text,) = fd.go_sections[0].profile.read(fd.go_sections)
+        fast = _positions_bulk(text, fd.go_sections[0].lines)
+        if fast is not None:
+            return _sorted_index(*fast)
+    positions, w_toks, h_toks = _section_tokens(fd)
+    flags = _flags(h_toks)
+    if fd.repeated:
+        positions, _w, flags = _unique_blocks(positions, w_toks, flags)
+    try:
+        parts = b" ".join(positions).translate(_POS_SPLIT).split()
+        if len(parts) != 4 * len(positions):
+            raise ValueError("expected 'line.col,line.col'")
+        starts, ends = list(map(int, parts[0::4])), list(map(int, parts[2::4]))
+        if starts and min(starts) < 1:
+            raise ValueError("line 0")
+    except ValueError as exc:
+        where = str(fd.go_sections[0].profile.path)
+        raise CoverageError(
+            f"block positions of {fd.name!r} in {where!r} are malformed ({exc}); regenerate the profile"
+        ) from exc
+    return _sorted_index(starts, ends, flags)
+
+
+def _positions_bulk(text: bytes, lines: int) -> tuple[list[int], list[int], bytes] | None:
+    """Start lines, end lines and executed flags of one run of block lines, with no per-number Python work.
+
+    Every separator becomes a tab and everything but digits goes; reversed, each field ends in
+    a tab, so `expandtabs(8)` gives every field 8 bytes: its digits reversed (units first) and
+    space padding. Strided views pick the wanted fields and a few big-integer operations turn
+    eight little-endian decimal digits into one 64-bit integer at a time (SWAR). None (use the
+    slow path) when a field is longer than 7 characters or a line holds other characters.
+    """
+    eol = text.find(b"\n")
+    first = text if eol < 0 else text[:eol]
+    colon = first.rfind(b":", 0, first.find(b" "))
+    if colon < 0 or not lines:
+        return None
+    head = first[: colon + 1]
+    head_fields = head.translate(_SEP_TABS, _NOT_SEP_DIGITS)
+    k = head_fields.count(b"\t")  # fields the file name leaves: one per separator in it
+    per_line = k + 6
+    fields = text.translate(_SEP_TABS, _NOT_SEP_DIGITS)
+    # Only the file names may lose characters: anything else in a line would shift its fields.
+    if len(text) - len(fields) != (len(head) - len(head_fields)) * lines:
+        return None
+    # Each field must end with a tab once reversed; the trailing newline's tab moves to the end.
+    rev = fields[-2::-1] + b"\t" if fields.endswith(b"\t") else fields[::-1] + b"\t"
+    expanded = rev.expandtabs(8)
+    n = lines
+    if len(expanded) != 8 * per_line * n:
+        return None
+    view = memoryview(expanded).cast("Q")
+    # Reversed: field f of line L sits at lane (n - 1 - L) * per_line + per_line - 1 - f.
+    values = _decimal_lanes(view[per_line - 1 - k :: per_line].tobytes() + view[per_line - 3 - k :: per_line].tobytes())
+    x = int.from_bytes(view[0::per_line].tobytes().translate(_LANE_DIGITS), "little")
+    x |= x >> 32
+    x |= x >> 16
+    x |= x >> 8
+    flags = x.to_bytes(8 * n, "little")[8 * (n - 1) :: -8].translate(_NONZERO)
+    starts = values[n - 1 :: -1]
+    ends = values[2 * n - 1 : n - 1 : -1]
+    if 0 in starts:
+        return None
+    return starts, ends, flags
+
+
+_MASKS: dict[int, tuple[int, int, int]] = {}
+
+
+def _lane_masks(lanes: int) -> tuple[int, int, int]:
+    """Masks of the low byte of every 16-bit, low half of every 32-bit and 64-bit lane."""
+    cap = 64
+    while cap < lanes:
+        cap *= 2
+    masks = _MASKS.get(cap)
+    if masks is None:
+        masks = (
+            int.from_bytes(b"\xff\x00" * (4 * cap), "little"),
+            int.from_bytes(b"\xff\xff\x00\x00" * (2 * cap), "little"),
+            int.from_bytes(b"\xff\xff\xff\xff\x00\x00\x00\x00" * cap, "little"),
+        )
+        if cap <= 1 << 16:  # at most 1.5 MB of cached masks
+            _MASKS[cap] = masks
+    return masks
+
+
+def _decimal_lanes(lanes: bytes) -> list[int]:
+    """Values of 8-byte lanes holding decimal digits, units first, space-padded (SWAR, little-endian)."""
+    n = len(lanes) // 8
+    m8, m16, m32 = _lane_masks(n)
+    x = int.from_bytes(lanes.translate(_LANE_DIGITS), "little")
+    x = (x & m8) + ((x >> 8) & m8) * 10
+    x = (x & m16) + ((x >> 16) & m16) * 100
+    x = (x & m32) + ((x >> 32) & m32) * 10000
+    values = array("Q")
+    values.frombytes(x.to_bytes(8 * n, "little"))
+    if sys.byteorder != "little":
+        values.byteswap()
+    return values.tolist()
+
+
+_RUN = re.compile(rb"((?:[A-Za-z]:)?[^\n:]*+:).*+\n(?:\1.*+\n)*+")
+"""A run of consecutive lines naming one file (group 1: the name and its colon), one C-level match."""
 
 
 class _GoReader:
-    """Parse a coverprofile stream chunk by chunk and merge repeated blocks."""
+    """Parse a coverprofile stream piece by piece; keep per file only totals and where its lines are."""
 
-    def __init__(self, source: str) -> None:
-        self.source = source
+    def __init__(self, profile: GoProfile) -> None:
+        self.profile = profile
+        self.source = str(profile.path)
         self.mode: bytes | None = None
-        self.mode_line = 0
-        self.runs: dict[bytes, list[_GoRun]] = {}
-        self.lineno = 0  # lines consumed before the current buffer
+        self.mode_offset = 0
+        self.files: dict[bytes, FileData] = {}
+        self.offset = 0  # file offset of the current buffer
         self.entries = 0
 
-    def error(self, message: str, buf: bytes = b"", pos: int = 0) -> CoverageError:
-        line = self.lineno + buf.count(b"\n", 0, pos) + 1
-        return CoverageError(f"{self.source}:{line}: {message}")
+    def error(self, message: str, pos: int = 0) -> CoverageError:
+        """`message` at the line holding buffer offset `pos`."""
+        return CoverageError(f"{self.source}:{self.profile.line_at(self.offset + pos)}: {message}")
 
-    def feed(self, buf: bytes) -> None:
-        """Parse complete lines (buf ends with a newline)."""
+    def feed(self, buf: bytes, stop: int) -> None:
+        """Parse the complete lines of buf[:stop] (it ends with a newline)."""
         pos = 0
-        n = len(buf)
-        hint = 1 << 14
-        find = buf.find
-        rfind = buf.rfind
-        count = buf.count
-        while pos < n:
-            eol = find(b"\n", pos)
-            colon = rfind(b":", pos, eol)
-            if colon < 0 or eol == pos:
+        match = _RUN.match
+        while pos < stop:
+            m = match(buf, pos, stop)
+            if m is None:
+                eol = buf.find(b"\n", pos, stop)
                 line = buf[pos:eol]
                 if not line.strip():
                     pos = eol + 1
                     continue
                 raise self.error(
                     f"not a coverprofile line: {_show(line)}; expected 'file.go:line.col,line.col statements count'",
-                    buf,
                     pos,
                 )
-            name = buf[pos:colon]
-            prefix = b"\n" + buf[pos : colon + 1]
-            # Find the run of lines naming this file: the last occurrence of the prefix in a
-            # window that grows until the run provably ends inside it, then check that every
-            # line in between belongs to the run (else let the regex find its end).
-            end = 0
-            window = hint
-            while True:
-                hi = pos + window
-                if hi > n:
-                    hi = n
-                last = rfind(prefix, pos, hi)
-                end = eol + 1 if last < 0 else find(b"\n", last + 1) + 1
-                if end - 1 + len(prefix) <= hi or hi == n:
-                    break
-                window *= 4
-            text = buf[pos:end]
-            toks = text.split()
-            nlines = len(toks) // 3
-            if name == b"mode":
-                if count(prefix, pos, end) == nlines - 1 and not len(toks) % 3:
-                    self._mode_lines(text, buf, pos)
-                    hint = 2 * (end - pos) + 256
-                    pos = end
-                    continue
-            elif not len(toks) % 3 and self._run(name, text, toks, nlines, buf, pos):
-                hint = 2 * (end - pos) + 256
-                pos = end
-                continue
-            # Another file's line (or a malformed one) inside the window: let the regex find the run.
-            m = _GO_RUN.match(buf, pos)
-            if m is None or m.end() <= eol:
-                end = eol + 1
-                text = buf[pos:end]
-                if not _GO_LINE.match(text.rstrip(b"\n")) and name != b"mode":
-                    raise self.error(
-                        f"not a coverprofile line: {_show(text.rstrip())}; "
-                        f"expected 'file.go:line.col,line.col statements count'",
-                        buf,
-                        pos,
-                    )
+            end = m.end()
+            head = m.group(1)
+            if head == b"mode:":
+                self._mode_lines(buf[pos:end], pos)
             else:
-                end = m.end()
-                text = buf[pos:end]
-            toks = text.split()
-            if name == b"mode":
-                self._mode_lines(text, buf, pos)
-            elif not self._run(name, text, toks, text.count(b"\n"), buf, pos):
-                self._bad_line(text, buf, pos)
+                self._run(head, buf[pos:end], pos)
             pos = end
-        self.lineno += count(b"\n")
 
-    def _mode_lines(self, text: bytes, buf: bytes, pos: int) -> None:
-        for i, line in enumerate(text.splitlines()):
+    def _mode_lines(self, text: bytes, pos: int) -> None:
+        for line in text.splitlines():
             mode = line[5:].strip()
             if mode not in _GO_MODES:
-                raise self.error(
-                    f"unknown mode {mode.decode(errors='replace')!r}; expected set, count or atomic", buf, pos
-                )
+                raise self.error(f"unknown mode {mode.decode(errors='replace')!r}; expected set, count or atomic", pos)
             if self.mode is None:
                 self.mode = mode
-                self.mode_line = self.lineno + buf.count(b"\n", 0, pos) + i + 1
+                self.mode_offset = self.offset + pos
             elif mode != self.mode:
-                at = self.lineno + buf.count(b"\n", 0, pos) + i + 1
-                raise CoverageError(
-                    f"{self.source}:{at}: mixed modes: 'mode: {mode.decode()}' after 'mode: {self.mode.decode()}' "
-                    f"(line {self.mode_line}); profiles merged into one file must use the same -covermode — "
-                    f"rerun with one mode"
+                raise self.error(
+                    f"mixed modes: 'mode: {mode.decode()}' after 'mode: {self.mode.decode()}' "
+                    f"(line {self.profile.line_at(self.mode_offset)}); profiles merged into one file must use "
+                    f"the same -covermode — rerun with one mode",
+                    pos,
                 )
+            pos += len(line) + 1
 
-    def _run(self, name: bytes, text: bytes, toks: list[bytes], nlines: int, buf: bytes, pos: int) -> bool:
-        """Store one run; False when a line of another file sits inside it (the caller narrows the run)."""
+    def _run(self, head: bytes, text: bytes, pos: int) -> None:
+        """Count one run of a file's block lines (every line starts with `head`, the regex proved it)."""
         if self.mode is None:
             raise self.error(
-                "block line before any 'mode:' line; a Go coverprofile starts with 'mode: set|count|atomic'", buf, pos
+                "block line before any 'mode:' line; a Go coverprofile starts with 'mode: set|count|atomic'", pos
             )
-        if len(toks) != 3 * nlines:
-            self._bad_line(text, buf, pos)
-        cut = len(name) + 1
-        named = toks[0::3]
-        # Every position token starts with "name:" exactly when the smallest and the largest do
-        # (they bound the others lexicographically): a cheap proof that no other file's line is here.
-        head = name + b":"
-        if not (min(named).startswith(head) and max(named).startswith(head)):
-            return False
-        blob = b" ".join(map(itemgetter(slice(cut, None)), named))
+        toks = text.split()
+        nlines = len(toks) // 3
         w_toks = toks[1::3]
         h_toks = toks[2::3]
         w_join = b"".join(w_toks)
         h_join = b"".join(h_toks)
-        if not h_join.isdigit() or not w_join.isdigit() or blob.translate(None, _NOT_POS_CHARS):
-            self._bad_line(text, buf, pos)
-        weights: bytes | array[int]
-        if len(w_join) == nlines:
-            weights = w_join.translate(_DIGIT_VALUES)
-        else:
-            weights = array("I", map(int, w_toks))
-        if len(h_join) == nlines:
-            flags = h_join.translate(_DIGIT_FLAGS)
-        else:
-            flags = bytes(map(b"0".__ne__, h_toks))
+        # Three tokens a line, the last two digits: a missing or extra token shifts a name into them.
+        if len(toks) % 3 or not h_join.isdigit() or not w_join.isdigit():
+            self._bad_line(text, pos)
+        weights = w_join.translate(_DIGIT_VALUES) if len(w_join) == nlines else list(map(int, w_toks))
+        flags = h_join.translate(_DIGIT_FLAGS) if len(h_join) == nlines else bytes(map(bool, map(int, h_toks)))
         self.entries += nlines
-        first = blob[: blob.find(b" ")] if nlines > 1 else b""
-        if first and (b" " + first + b" " in blob or blob.endswith(b" " + first)):
-            # A whole section repeated back to back (one file covered by several test binaries).
-            blob, weights, flags = _dedupe(blob.split(b" "), weights, flags)
-        self.runs.setdefault(name, []).append(_GoRun(blob, weights, flags))
-        return True
+        name = head[:-1]
+        section = GoSection(self.profile, self.offset + pos, len(text), nlines)
+        fd = self.files.get(name)
+        if fd is None:
+            fd = self.files[name] = FileData(name="", unit="statements", go_sections=[section])
+        else:
+            fd.go_sections.append(section)
+            fd.repeated = True
+        if nlines > 1 and toks[0] in toks[3::3]:
+            # A block listed twice in one run: a file's section repeated back to back (one per test binary).
+            fd.repeated = True
+        m, c = fd.go_totals
+        fd.go_totals = (m + sum(weights), c + sum(compress(weights, flags)))
+        fd.go_blocks += nlines
 
-    def _bad_line(self, text: bytes, buf: bytes, pos: int) -> None:
-        for i, line in enumerate(text.split(b"\n")):
+    def _bad_line(self, text: bytes, pos: int) -> None:
+        at = pos
+        for line in text.split(b"\n"):
             if line and not _GO_LINE.match(line):
-                at = pos + sum(len(x) + 1 for x in text.split(b"\n")[:i])
                 raise self.error(
                     f"not a coverprofile line: {_show(line)}; expected 'file.go:line.col,line.col statements count'",
-                    buf,
                     at,
                 )
-        raise self.error("malformed coverprofile lines", buf, pos)
+            at += len(line) + 1
+        raise self.error("malformed coverprofile lines", pos)
 
     def finish(self) -> CoverageData:
         data = CoverageData(source=self.source, format=GO, mode=self.mode.decode() if self.mode else None)
         data.entries_read = self.entries
-        for raw_name, runs in self.runs.items():
-            run = runs[0]
-            for other in runs[1:]:
-                run = _merge_runs(run, other)
-            name = raw_name.decode("utf-8", errors="replace")
-            data.files[name] = FileData(
-                name=name, unit="statements", blob=run.blob, weights=run.weights, flags=run.flags
-            )
-        self.runs.clear()
+        for raw_name, fd in self.files.items():
+            fd.name = raw_name.decode("utf-8", errors="replace")
+            if fd.repeated:
+                m, c, blocks = _go_totals(fd)
+                fd.go_totals = (m, c)
+                fd.go_blocks = blocks
+            data.files[fd.name] = fd
+        self.files = {}
         return data
 
 
-def _dedupe(pos_toks: list[bytes], weights: bytes | array[int], flags: bytes) -> tuple[bytes, array[int], bytes]:
-    seen: dict[bytes, int] = {}
-    order: list[bytes] = []
-    w_out: list[int] = []
-    f_out = bytearray()
-    for p, w, f in zip(pos_toks, weights, flags, strict=True):
-        k = seen.get(p)
-        if k is None:
-            seen[p] = len(order)
-            order.append(p)
-            w_out.append(w)
-            f_out.append(f)
-        elif f:
-            f_out[k] = 1
-    return b" ".join(order), array("I", w_out), bytes(f_out)
-
-
-def _merge_runs(a: _GoRun, b: _GoRun) -> _GoRun:
-    """Blocks present in both count once (covered when covered in either); the rest are added."""
-    if a.blob == b.blob:
-        return _GoRun(a.blob, a.weights, bytes(x | y for x, y in zip(a.flags, b.flags, strict=True)))
-    a_pos = a.blob.split(b" ")
-    index = {p: i for i, p in enumerate(a_pos)}
-    flags = bytearray(a.flags)
-    weights = array("I", iter(a.weights))
-    extra: list[bytes] = []
-    for p, w, f in zip(b.blob.split(b" "), b.weights, b.flags, strict=True):
-        k = index.get(p)
-        if k is None:
-            index[p] = len(a_pos) + len(extra)
-            extra.append(p)
-            weights.append(w)
-            flags.append(f)
-        elif f:
-            flags[k] = 1
-    return _GoRun(b" ".join(a_pos + extra), weights, bytes(flags))
-
-
-def iter_chunks(fh: IO[bytes], size: int = CHUNK) -> Iterator[bytes]:
-    """Pieces of a stream that end at a newline (the last one gets one added)."""
-    carry = b""
-    while True:
-        chunk = fh.read(size)
-        if not chunk:
-            if carry:
-                yield carry if carry.endswith(b"\n") else carry + b"\n"
-            return
-        data = carry + chunk if carry else chunk
-        cut = data.rfind(b"\n") + 1
-        if cut == 0:
-            if len(data) > MAX_LINE:
-                raise CoverageError(f"a line longer than {MAX_LINE} bytes; this is not coverage data")
-            carry = data
-            continue
-        carry = data[cut:]
-        yield data[:cut] if cut < len(data) else data
+def merge_files(a: FileData, b: FileData) -> FileData:
+    """What two reports say about one file: a block or line counts once, covered when either covers it."""
+    if a.is_go and b.is_go:
+        out = FileData(name=a.name, unit="statements", go_sections=a.go_sections + b.go_sections, repeated=True)
+        m, c, blocks = _go_totals(out)
+        out.go_totals = (m, c)
+        out.go_blocks = blocks
+        return out
+    if a.is_go or b.is_go:
+        raise CoverageError(f"{a.name!r} appears as a Go profile and as a line report; pass one of them")
+    return merge_line_files(a, b)
 
 
 def read_go_profile(path: Path, chunk_size: int = CHUNK) -> CoverageData:
-    """Read a Go coverprofile (set, count or atomic; several concatenated profiles merge)."""
+    """Read a Go coverprofile (set, count or atomic; several concatenated profiles merge), streaming."""
     source = str(path)
-    reader = _GoReader(source)
     try:
         with open(path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            reader = _GoReader(GoProfile(path, st.st_size, st.st_mtime_ns))
             pending = b""
-            for chunk in iter_chunks(fh, chunk_size):
-                # Keep the last run of a chunk for the next one, so a file cut by the chunk
-                # boundary is one run, not two that look like repeated sections.
+            while True:
+                chunk = fh.read(chunk_size)
+                if not chunk:
+                    break
                 buf = pending + chunk if pending else chunk
-                tail = _last_run_start(buf)
-                pending = buf[tail:]
-                if tail:
-                    reader.feed(buf[:tail])
-                elif len(pending) > 4 * chunk_size:
-                    reader.feed(pending)
-                    pending = b""
+                # Keep the last run of lines (and any partial line) for the next piece, so a file
+                # cut by the piece boundary is one run, not two that look like repeated sections.
+                cut = _last_run_start(buf, buf.rfind(b"\n") + 1)
+                if cut == 0 and len(buf) > 4 * chunk_size:
+                    cut = buf.rfind(b"\n") + 1  # one file's run longer than 4 pieces: split it
+                    if cut == 0:
+                        raise CoverageError(
+                            f"{source}: a line longer than {len(buf)} bytes; this is not a Go coverprofile"
+                        )
+                if cut:
+                    reader.feed(buf, cut)
+                    reader.offset += cut
+                pending = buf[cut:]
             if pending:
-                reader.feed(pending)
+                if not pending.endswith(b"\n"):
+                    pending += b"\n"
+                reader.feed(pending, len(pending))
     except OSError as exc:
         raise CoverageError(f"cannot read coverage file {source!r}: {exc.strerror or exc}") from exc
     if reader.mode is None:
@@ -521,19 +708,20 @@ def read_go_profile(path: Path, chunk_size: int = CHUNK) -> CoverageData:
     return data
 
 
-def _last_run_start(buf: bytes) -> int:
-    """Offset of the first line of the trailing run of lines naming the same file."""
-    end = len(buf) - 1
-    start = buf.rfind(b"\n", 0, end) + 1
-    colon = buf.rfind(b":", start, end)
+def _last_run_start(buf: bytes, stop: int) -> int:
+    """Offset of the first line of the trailing run of lines of buf[:stop] naming the same file."""
+    if stop == 0:
+        return 0
+    start = buf.rfind(b"\n", 0, stop - 1) + 1
+    colon = buf.find(b":", start, stop)
     if colon < 0:
         return start
-    prefix = b"\n" + buf[start : colon + 1]
-    # Walk back over lines with the same prefix, a chunk at a time.
+    head = buf[start : colon + 1]
+    # Walk back over whole lines with the same name (a run is a few hundred lines at most).
     pos = start
     while pos > 0:
         prev = buf.rfind(b"\n", 0, pos - 1) + 1
-        if buf.startswith(prefix[1:], prev):
+        if buf.startswith(head, prev):
             pos = prev
         else:
             break
@@ -762,7 +950,7 @@ def read_lcov(path: Path) -> CoverageData:
 
 def merge_line_files(a: FileData, b: FileData) -> FileData:
     """Two reports' data for one file: a line is covered when either report covers it."""
-    if a.blob or b.blob:
+    if a.is_go or b.is_go:
         raise CoverageError(f"{a.name!r} appears as a Go profile and as a line report; pass one of them")
     merged: dict[int, bool] = {}
     for src in (a, b):
