@@ -769,7 +769,12 @@ def _junit_report(run: _Run) -> TestReport | None:
     from .junit import parse_junit_files
 
     parsed = parse_junit_files(fresh, root=run.project.root)
-    run.notes.append(f"counts are from {len(fresh)} JUnit file(s) matching {pattern!r}")
+    read = len(fresh) - len(parsed.errors)
+    # A file that cannot be read is named (its own message says why); the other files still count.
+    run.notes.extend(f"JUnit file skipped: {error}" for error in parsed.errors)
+    if read <= 0:
+        return None
+    run.notes.append(f"counts are from {read} JUnit file(s) matching {pattern!r}")
     return parsed.report
 
 
