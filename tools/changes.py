@@ -729,17 +729,31 @@ def assess_changes(
     """Assess the change from `base` to `head`: files, categories with evidence, phases to run and why."""
     raw = load_raw_config(project)
     rules = load_rules(raw)
-    # Phase discovery walks the project while git computes the diff (both mostly wait on the OS).
+    # Each file is classified as soon as its patch has streamed by, while git diffs the next ones, and
+    # phase discovery walks the project meanwhile: all three would otherwise wait on one another.
+    early: dict[str, tuple[FileLines | None, _Hits | None]] = {}
+
+    def on_file(path: str, lines: FileLines | None) -> None:
+        early[path] = (lines, _classify_unless_ignored(path, lines, rules))
+
     with ThreadPoolExecutor(max_workers=1) as pool:
         phases_future = pool.submit(load_phases, project)
         try:
-            changeset, kept = scan_changes(project, base, head, include_worktree=include_worktree, keep_lines=True)
+            changeset, kept = scan_changes(
+                project, base, head, include_worktree=include_worktree, keep_lines=True, on_file=on_file
+            )
         except BaseException:
             phases_future.result()  # a phase config error is reported first, as when this ran in sequence
             raise
         phases = phases_future.result()
     locator = _Locator(project)
-    files = [_assess_file(f, kept.get(f.path), rules, locator) for f in changeset.files]
+    files = []
+    for changed in changeset.files:
+        lines = kept.get(changed.path)
+        seen = early.get(changed.path)
+        # Early hits hold only when they read the same lines this file ends with (binary: none).
+        hits = seen[1] if seen is not None and seen[0] is (None if changed.binary else lines) else None
+        files.append(_assess_file(changed, lines, rules, locator, hits))
 
     impact = _Impact()
     graph_notes: list[str] = []
@@ -783,12 +797,22 @@ def assess_changes(
     )
 
 
-def _assess_file(changed: ChangedFile, lines: FileLines | None, rules: RuleSet, locator: _Locator) -> FileAssessment:
+def _classify_unless_ignored(path: str, lines: FileLines | None, rules: RuleSet) -> _Hits | None:
+    """The file's hits, or None when it matches `[assess] ignore`."""
+    if rules.ignore and glob_match(path, rules.ignore) is not None:
+        return None
+    return classify_file(path, language_of(path), lines, rules)
+
+
+def _assess_file(
+    changed: ChangedFile, lines: FileLines | None, rules: RuleSet, locator: _Locator, hits: _Hits | None = None
+) -> FileAssessment:
     language = language_of(changed.path)
-    ignored = bool(rules.ignore) and glob_match(changed.path, rules.ignore) is not None
+    if hits is None:
+        hits = _classify_unless_ignored(changed.path, None if changed.binary else lines, rules)
+    ignored = hits is None
     categories: list[FileCategory] = []
-    if not ignored:
-        hits = classify_file(changed.path, language, None if changed.binary else lines, rules)
+    if hits is not None:
         order = list(rules.categories)
         for name in sorted(hits.findings, key=lambda n: (order.index(n) if n in order else len(order), n)):
             categories.append(

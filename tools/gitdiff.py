@@ -115,6 +115,10 @@ class FileLines:
     truncated: bool = False
 
 
+FileCallback = Callable[[str, "FileLines | None"], None]
+"""Called with a project-relative path and its kept lines (None: binary or submodule) as its patch ends."""
+
+
 @dataclass
 class _Range:
     base: str | None
@@ -143,10 +147,16 @@ def scan_changes(
     *,
     include_worktree: bool = True,
     keep_lines: bool = True,
+    on_file: FileCallback | None = None,
 ) -> tuple[ChangeSet, dict[str, FileLines]]:
-    """`collect_changes` plus the (bounded) added/removed hunk lines per project-relative path."""
+    """`collect_changes` plus the (bounded) added/removed hunk lines per project-relative path.
+
+    `on_file(path, lines)` is called as each file's patch ends (lines None for a binary file or a
+    submodule), so a caller can work on it while git is still diffing the next files; it may be
+    called twice for one path (a type change comes as two patches), the last call with every line.
+    """
     rng = resolve_range(project, base, head, include_worktree=include_worktree)
-    files, kept, notes = _diff(project, rng, keep_lines=keep_lines)
+    files, kept, notes = _diff(project, rng, keep_lines=keep_lines, on_file=on_file)
     all_notes = rng.notes + notes
     if not files:
         what = f"{rng.base_label} and {rng.head_label}"
@@ -360,18 +370,27 @@ def _diff_args(project: Project, rng: _Range) -> tuple[list[str], list[str]]:
 
 
 def _diff(
-    project: Project, rng: _Range, *, keep_lines: bool
+    project: Project, rng: _Range, *, keep_lines: bool, on_file: FileCallback | None = None
 ) -> tuple[list[ChangedFile], dict[str, FileLines], list[str]]:
     notes: list[str] = []
     revs, pathspec = _diff_args(project, rng)
     # One git run gives both the raw records (status, modes, renames) and the -U0 patch; the line counts
     # come from the hunk headers (what --numstat counts), so git diffs every file once, not twice.
     args = ["--literal-pathspecs", "-c", "core.quotePath=true", "diff", *_DIFF_OPTS, "--raw", "-U0", *revs, *pathspec]
-    entries, hunks = _stream_diff(project, args, keep_lines=keep_lines)
+    to_project = _path_mapper(project)
+    done: Callable[[str, _Parsed, bool], None] | None = None
+    if on_file is not None and keep_lines:
+        callback = on_file
+
+        def done(git_path: str, parsed: _Parsed, submodule: bool) -> None:
+            path = to_project(git_path)
+            if path is not None:
+                callback(path, None if submodule or parsed.binary else parsed.kept)
+
+    entries, hunks = _stream_diff(project, args, keep_lines=keep_lines, on_file=done)
 
     files: list[ChangedFile] = []
     kept: dict[str, FileLines] = {}
-    to_project = _path_mapper(project)
     for entry in entries:
         path = to_project(entry.path)
         if path is None:
@@ -506,10 +525,17 @@ def _hunk_numbers(line: bytes) -> tuple[int, int, int, int]:
     return int(o_start), int(o_count) if o_count else 1, int(n_start), int(n_count) if n_count else 1
 
 
-def _stream_diff(project: Project, args: list[str], *, keep_lines: bool) -> tuple[list[_Entry], dict[str, _Parsed]]:
+def _stream_diff(
+    project: Project,
+    args: list[str],
+    *,
+    keep_lines: bool,
+    on_file: Callable[[str, _Parsed, bool], None] | None = None,
+) -> tuple[list[_Entry], dict[str, _Parsed]]:
     """Stream `git diff --raw -U0`: the raw records, then per git path the counts, new-side ranges and kept lines."""
     result = StreamResult()
     entries: list[_Entry] = []
+    submodules: set[str] = set()
     parsed: dict[str, _Parsed] = {}
     current: _Parsed | None = None
     current_kept = FileLines()
@@ -575,9 +601,12 @@ def _stream_diff(project: Project, args: list[str], *, keep_lines: bool) -> tupl
                 entries.append(_parse_raw(line))
                 continue
             in_raw = False
+            submodules = {e.path for e in entries if e.submodule}
             if not line:
                 continue  # the blank line between the raw records and the patch
         if first == 100 and raw.startswith(b"diff --git "):  # "d"
+            if on_file is not None and current is not None and header_path is not None:
+                on_file(header_path, current, header_path in submodules)
             line = raw.decode("utf-8", errors="replace").rstrip("\n")
             header_path = _header_path(line[len("diff --git ") :])
             # A type change comes as two patches (delete, create) of one path: they add up.
@@ -613,6 +642,8 @@ def _stream_diff(project: Project, args: list[str], *, keep_lines: bool) -> tupl
     if result.returncode != 0:
         detail = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else f"exit {result.returncode}"
         raise GitError(f"git diff -U0 failed in {project.git_root}: {detail}")
+    if on_file is not None and current is not None and header_path is not None:
+        on_file(header_path, current, header_path in submodules)
     return entries, parsed
 
 
