@@ -139,7 +139,7 @@ def test_impossible_fault_values_name_file_key_and_line(tmp_path: Path, fault: s
     with pytest.raises(ConfigError) as err:
         load_fault_config(open_project(root))
     assert str(err.value).startswith("itest.toml:")
-    assert f"faults.profiles.bad.faults.{key}" in str(err.value) and message in str(err.value)
+    assert f"faults.profiles.bad.faults[0].{key}" in str(err.value) and message in str(err.value)
 
 
 def test_not_loopback_upstream_in_config_is_refused(tmp_path: Path) -> None:
