@@ -89,7 +89,7 @@ def add_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("files", nargs="*", help="coverage files (default: the latest run with coverage)")
     parser.add_argument("--run", dest="run_id", help="take coverage from this run id")
     parser.add_argument("--base", help="base revision of the diff (default as in assess)")
-    parser.add_argument("--no-count-unmeasured", action="store_true", help="leave files without data out of the %")
+    parser.add_argument("--no-count-unmeasured", action="store_true", help="leave files without data out of the %%")
     parser.add_argument("--all-files", action="store_true", help="list every file, not only the first ones")
     parser.add_argument("--json", action="store_true", help="print the model as JSON")
     parser.set_defaults(handler=_cli_coverage)

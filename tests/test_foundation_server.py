@@ -134,3 +134,16 @@ async def test_streamable_http_transport_on_loopback(demo_repo: Path):
         proc.wait(timeout=10)
         if proc.stderr:
             proc.stderr.close()
+
+
+def test_every_subcommand_has_working_help(capsys: pytest.CaptureFixture[str]):
+    from itest_mcp.server.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    assert {"phases", "run", "assess", "junit", "coverage", "github", "ci", "report", "workflow"} <= set(commands)
+    for name in commands:
+        with pytest.raises(SystemExit) as info:
+            main([name, "--help"])
+        assert info.value.code == 0, name
+        assert f"itest-mcp {name}" in capsys.readouterr().out
