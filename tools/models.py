@@ -25,7 +25,10 @@ SLOWEST_LIMIT = 10
 class Model(BaseModel):
     """Base for every boundary model: unknown fields are errors, not silently dropped."""
 
-    model_config = ConfigDict(extra="forbid")
+    # defer_build: a model's validator is built on first use, not at import. With the server's
+    # schema cache nothing uses most models at start-up: importing our modules took 246 -> 152 ms
+    # (min of 9 starts; medians 452 -> 300 under load). See server/schema_cache.py.
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class Outcome(StrEnum):
