@@ -146,3 +146,46 @@ def test_junit_writer_strips_forbidden_characters(tmp_path: Path) -> None:
     failure = tree.find(".//failure")
     assert failure is not None and "<&>" in (failure.text or "")
     assert clean_xml_text("a\x00b\x1bc") == "abc"
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_results_built_without_validation_equal_validated_ones(name: str) -> None:
+    from itest_mcp.tools.gotest import _TRUSTED
+    from itest_mcp.tools.models import Attempt, TestResult
+
+    # The fast path is in use (a field added to these models would switch it off, and this says so).
+    assert _TRUSTED == {Attempt, TestResult}
+    tests = parse(name).report().tests
+    for test in tests:
+        validated = TestResult.model_validate(test.model_dump())
+        assert validated == test
+        assert validated.model_dump_json() == test.model_dump_json()
+        assert repr(validated) == repr(test)
+        assert validated.model_fields_set == test.model_fields_set
+
+
+def test_long_stream_with_reruns_and_a_skip() -> None:
+    """Attempts accumulate per test (-count and reruns); a report taken midway does not change afterwards."""
+    parser = GoTestParser(module_path="example.com/m")
+
+    def event(action: str, test: str, **extra: object) -> bytes:
+        return json.dumps({"Action": action, "Package": "example.com/m", "Test": test, **extra}).encode() + b"\n"
+
+    parser.feed(event("run", "TestA"))
+    parser.feed(event("output", "TestA", Output="    a_test.go:7: boom\n"))
+    parser.feed(event("fail", "TestA", Elapsed=0.5))
+    parser.feed(event("run", "TestB"))
+    parser.feed(event("output", "TestB", Output="    b_test.go:3: needs docker\n"))
+    parser.feed(event("skip", "TestB", Elapsed=0))
+    first = parser.report()
+    parser.feed(event("run", "TestA"))
+    parser.feed(event("pass", "TestA", Elapsed=0.25))
+    second = parser.report()
+    a1, b1 = first.tests
+    assert a1.outcome is Outcome.FAILED and len(a1.attempts) == 1
+    assert a1.location is not None and str(a1.location) == "a_test.go:7" and a1.message == "boom"
+    assert b1.outcome is Outcome.SKIPPED and b1.message == "needs docker" and b1.duration_s == 0.0
+    a2 = second.tests[0]
+    assert a2.outcome is Outcome.FLAKY and [a.outcome for a in a2.attempts] == [Outcome.FAILED, Outcome.PASSED]
+    assert a2.duration_s == 0.5 and isinstance(a2.attempts[1].duration_s, float)
+    assert second.totals.flaky == 1 and second.totals.attempts == 3
