@@ -25,12 +25,10 @@ TOP_LEVEL_SECTIONS = {
     "discover": "bool: also discover phases when phases are configured (default: only without configured phases)",
     "phases": "table of phases by name",
     "assess": "change classification rules (assess_changes)",
-    "coverage": "coverage settings (find_coverage_gaps)",
     "github": "GitHub API settings (validate_github_api, review_ci_failures)",
     "faults": "fault-injection profiles (run_phase with faults)",
-    "history": "run history settings",
-    "report": "report settings",
 }
+"""Only sections something reads: a section nobody validates would swallow typos silently."""
 
 M = TypeVar("M", bound=BaseModel)
 
