@@ -269,8 +269,10 @@ def join_changes(
         measured = 0
         uncovered_spans: list[tuple[int, int]] = []
         for m, u in answers:
-            measured += span_lines(m)
-            uncovered_spans.extend(u)
+            if m:
+                measured += span_lines(m)
+                if u:
+                    uncovered_spans += u
         uncovered = span_lines(uncovered_spans)
         rows.append((path, "measured", changed_lines, measured, uncovered, uncovered_spans))
         total_measured += measured

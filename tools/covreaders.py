@@ -225,7 +225,13 @@ def subtract_spans(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> list[t
 
 def span_lines(spans: list[tuple[int, int]]) -> int:
     """How many lines merged spans hold."""
-    return sum(e - s + 1 for s, e in spans)
+    if not spans:
+        return 0
+    return sum(map(_SECOND, spans)) - sum(map(_FIRST, spans)) + len(spans)
+
+
+_FIRST = itemgetter(0)
+_SECOND = itemgetter(1)
 
 
 @dataclass(slots=True)
@@ -521,9 +527,11 @@ def _decimal_lanes(lanes: bytes) -> list[int]:
     n = len(lanes) // 8
     m8, m16, m32 = _lane_masks(n)
     x = int.from_bytes(lanes.translate(_LANE_DIGITS), "little")
-    x = (x & m8) + ((x >> 8) & m8) * 10
-    x = (x & m16) + ((x >> 16) & m16) * 100
-    x = (x & m32) + ((x >> 32) & m32) * 10000
+    # Each step folds pairs of lanes: (low + 10**k * high) appears in the high part of low * 10**k
+    # + high * 2**w; no partial sum overflows its lane, so lanes never carry into each other.
+    x = ((x * 266) >> 8) & m8  # 266 = 256 + 10: two digits per 16-bit lane
+    x = ((x * 65636) >> 16) & m16  # 65636 = 2**16 + 100: four digits per 32-bit lane
+    x = ((x * 4294977296) >> 32) & m32  # 2**32 + 10**4: eight digits per 64-bit lane
     values = array("Q")
     values.frombytes(x.to_bytes(8 * n, "little"))
     if sys.byteorder != "little":
@@ -554,11 +562,37 @@ class _GoReader:
     def feed(self, buf: bytes, stop: int) -> None:
         """Parse the complete lines of buf[:stop] (it ends with a newline)."""
         pos = 0
-        match = _RUN.match
+        hint = 1 << 14
+        find = buf.find
+        rfind = buf.rfind
         while pos < stop:
-            m = match(buf, pos, stop)
+            eol = find(b"\n", pos, stop)
+            colon = rfind(b":", pos, eol)
+            if colon >= 0:
+                head = buf[pos : colon + 1]
+                prefix = b"\n" + head
+                # The run of lines naming this file ends after the last occurrence of the prefix in
+                # a window that grows until the run provably ends inside it. Lines of other files
+                # in between (the file listed again later) fail the check in `_run`.
+                window = hint
+                while True:
+                    hi = pos + window
+                    if hi > stop:
+                        hi = stop
+                    last = rfind(prefix, pos, hi)
+                    end = eol + 1 if last < 0 else find(b"\n", last + 1) + 1
+                    if end - 1 + len(prefix) <= hi or hi == stop:
+                        break
+                    window *= 4
+                text = buf[pos:end]
+                if head != b"mode:" and self._run(head, text, text.split(), pos, proven=False):
+                    hint = end - pos + ((end - pos) >> 2) + 256
+                    pos = end
+                    continue
+            # A mode line, another file's line inside the window, or a bad line: the regex finds
+            # the exact run of lines starting with this line's name.
+            m = _RUN.match(buf, pos, stop)
             if m is None:
-                eol = buf.find(b"\n", pos, stop)
                 line = buf[pos:eol]
                 if not line.strip():
                     pos = eol + 1
@@ -568,11 +602,11 @@ class _GoReader:
                     pos,
                 )
             end = m.end()
-            head = m.group(1)
-            if head == b"mode:":
-                self._mode_lines(buf[pos:end], pos)
+            text = buf[pos:end]
+            if m.group(1) == b"mode:":
+                self._mode_lines(text, pos)
             else:
-                self._run(head, buf[pos:end], pos)
+                self._run(m.group(1), text, text.split(), pos, proven=True)
             pos = end
 
     def _mode_lines(self, text: bytes, pos: int) -> None:
@@ -592,14 +626,21 @@ class _GoReader:
                 )
             pos += len(line) + 1
 
-    def _run(self, head: bytes, text: bytes, pos: int) -> None:
-        """Count one run of a file's block lines (every line starts with `head`, the regex proved it)."""
+    def _run(self, head: bytes, text: bytes, toks: list[bytes], pos: int, *, proven: bool) -> bool:
+        """Count one run of a file's block lines; False when a line does not start with `head`.
+
+        `proven`: the regex already showed that every line starts with `head`.
+        """
         if self.mode is None:
             raise self.error(
                 "block line before any 'mode:' line; a Go coverprofile starts with 'mode: set|count|atomic'", pos
             )
-        toks = text.split()
         nlines = len(toks) // 3
+        if not proven:
+            # Every position token starts with `head` exactly when the smallest and the largest do.
+            named = toks[0::3]
+            if len(toks) % 3 or not (min(named).startswith(head) and max(named).startswith(head)):
+                return False
         w_toks = toks[1::3]
         h_toks = toks[2::3]
         w_join = b"".join(w_toks)
@@ -624,6 +665,7 @@ class _GoReader:
         m, c = fd.go_totals
         fd.go_totals = (m + sum(weights), c + sum(compress(weights, flags)))
         fd.go_blocks += nlines
+        return True
 
     def _bad_line(self, text: bytes, pos: int) -> None:
         at = pos
