@@ -227,7 +227,8 @@ def span_lines(spans: list[tuple[int, int]]) -> int:
     """How many lines merged spans hold."""
     if not spans:
         return 0
-    return sum(map(_SECOND, spans)) - sum(map(_FIRST, spans)) + len(spans)
+    total: int = sum(map(_SECOND, spans)) - sum(map(_FIRST, spans))
+    return total + len(spans)
 
 
 _FIRST = itemgetter(0)
