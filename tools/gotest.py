@@ -176,11 +176,18 @@ class GoTestParser:
         if rec is None or type(output) is not str or len(output) > LINE_CHARS or self._blocks:
             return False
         first = output[:1]
-        if first in _SCAN_FIRST or (
-            first.isspace()
-            and (rec.attempt_message is None or rec.attempt_kind == "data-race" and rec.attempt_location is None)
-        ):
+        if first in _SCAN_FIRST:
             return False
+        if first.isspace() and (
+            rec.attempt_message is None or rec.attempt_kind == "data-race" and rec.attempt_location is None
+        ):
+            # The first t.Log/t.Error line of an attempt (one per test in most runs): `_scan`'s last case.
+            if rec.attempt_kind is not None:
+                return False
+            match = _T_LINE.match(output.rstrip("\n"))
+            if match is not None and match.group(1) != "testing.go":
+                rec.attempt_message = match.group(3)
+                rec.attempt_location = (rec.package, match.group(1), int(match.group(2)))
         self.json_events += 1
         rec.tail.append(output)
         rec.tail_chars += len(output)
