@@ -13,6 +13,7 @@ from itest_mcp.tools.covreaders import (
     JACOCO,
     LCOV,
     merge_spans,
+    query_files,
     read_coverage,
     read_go_profile,
     sniff_format,
@@ -135,3 +136,94 @@ def test_xml_with_entities_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(CoverageError, match=r"evil\.xml.*declares XML entities"):
         read_coverage(p)
+
+
+# -- Go positions read back from the profile ------------------------------------------------------
+
+
+def _slow_query(path: Path, name: str, ranges: list[tuple[int, int]]) -> list[tuple[list, list]]:
+    """The answer from a plain per-line parse (the reference for the bulk reader)."""
+    blocks: dict[str, tuple[int, int, bool]] = {}
+    for line in path.read_text().splitlines()[1:]:
+        pos, _w, hits = line.rsplit(" ", 2)
+        fname, _, span = pos.rpartition(":")
+        if fname != name:
+            continue
+        start, end = span.split(",")
+        old = blocks.get(span)
+        blocks[span] = (int(start.split(".")[0]), int(end.split(".")[0]), (old[2] if old else False) or hits != "0")
+    out = []
+    for lo, hi in ranges:
+        measured = [(max(s, lo), min(e, hi)) for s, e, _ in blocks.values() if s <= hi and e >= lo]
+        uncovered = [(max(s, lo), min(e, hi)) for s, e, hit in blocks.values() if s <= hi and e >= lo and not hit]
+        out.append((merge_spans(measured), merge_spans(uncovered)))
+    return out
+
+
+@pytest.mark.parametrize("shape", ["sorted", "shuffled", "big-numbers", "repeated"])
+def test_bulk_position_reader_matches_a_plain_parse(tmp_path: Path, shape: str) -> None:
+    rng = random.Random(shape)
+    lines = ["mode: count"]
+    names = [f"example.com/m/v2.1/p{f}/file_{f}.go" for f in range(6)]
+    for name in names:
+        blocks = []
+        line = 1 if shape != "big-numbers" else 9_999_990
+        for _ in range(60):
+            end = line + rng.randint(0, 4)
+            blocks.append(f"{name}:{line}.{rng.randint(1, 99)},{end}.{rng.randint(1, 99)} {rng.randint(1, 12)} "
+                          f"{rng.choice([0, 0, 1, 7, 123456789])}")  # fmt: skip
+            line = end + rng.randint(0, 3)
+        if shape == "shuffled":
+            rng.shuffle(blocks)
+        if shape == "repeated":
+            blocks += [b.rsplit(" ", 1)[0] + f" {rng.choice([0, 1])}" for b in blocks]
+        lines += blocks
+    p = tmp_path / "c.out"
+    p.write_text("\n".join(lines) + "\n")
+    data = read_go_profile(p)
+    ranges = [(1, 5), (30, 80), (100, 400), (9_999_995, 10_000_100)]
+    asked = [(data.files[n], ranges) for n in names]
+    got = query_files(asked)
+    for name, answer in zip(names, got, strict=True):
+        assert answer == _slow_query(p, name, ranges), name
+        assert data.files[name].query_ranges(ranges) == answer
+
+
+def test_profile_changed_after_reading_is_refused(tmp_path: Path) -> None:
+    p = tmp_path / "c.out"
+    p.write_text("mode: set\nm/a.go:1.1,2.2 1 1\nm/a.go:3.1,4.2 1 0\n")
+    fd = read_go_profile(p).files["m/a.go"]
+    assert fd.query(1, 10) == ([(1, 4)], [(3, 4)])
+    p.write_text("mode: set\nm/a.go:1.1,2.2 1 1\nm/a.go:3.1,4.2 1 0\nm/b.go:1.1,2.2 1 1\n")
+    with pytest.raises(CoverageError, match=r"c\.out.* changed while it was being analysed"):
+        fd.query(1, 10)
+
+
+def test_malformed_positions_are_reported_when_read(tmp_path: Path) -> None:
+    p = tmp_path / "c.out"
+    p.write_text("mode: set\nm/a.go:1.1,2.2 1 1\nm/a.go:x3.1,4.2 1 0\n")
+    fd = read_go_profile(p).files["m/a.go"]
+    assert fd.totals() == (2, 1)
+    with pytest.raises(CoverageError, match=r"block positions of 'm/a\.go'.*malformed.*regenerate"):
+        fd.query(1, 10)
+
+
+def test_memory_does_not_grow_with_blocks(tmp_path: Path) -> None:
+    import tracemalloc
+
+    def peak(blocks_per_file: int) -> int:
+        p = tmp_path / f"p{blocks_per_file}.out"
+        with open(p, "w") as fh:
+            fh.write("mode: set\n")
+            for f in range(500):
+                fh.writelines(f"example.com/m/f{f}.go:{i * 2 + 1}.1,{i * 2 + 2}.5 2 {i % 2}\n"
+                              for i in range(blocks_per_file))  # fmt: skip
+        tracemalloc.start()
+        data = read_go_profile(p, chunk_size=1 << 16)
+        query_files([(fd, [(1, 50)]) for fd in data.files.values()])
+        used = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return used
+
+    small, big = peak(40), peak(400)  # 20k and 200k blocks over the same 500 files
+    assert big < small * 1.3 + 100_000, (small, big)  # kept per block, 10x the blocks would be ~10x

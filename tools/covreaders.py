@@ -51,7 +51,6 @@ _GO_LINE = re.compile(rb"^(?:[A-Za-z]:)?[^\n:]+:\d+\.\d+,\d+\.\d+ \d+ \d+\r?$")
 _POS_SPLIT = bytes.maketrans(b".,", b"  ")
 _DIGIT_VALUES = bytes.maketrans(b"0123456789", bytes(range(10)))
 _DIGIT_FLAGS = bytes.maketrans(b"0123456789", bytes([0] + [1] * 9))
-_POS_CHARS = b"0123456789.,: \r\n"
 _SEP_TABS = bytes.maketrans(b".,: \n", b"\t" * 5)
 _NOT_SEP_DIGITS = bytes(c for c in range(256) if c not in b"0123456789.,: \n")
 _LANE_DIGITS = bytes.maketrans(b" 0123456789", b"\x00" + bytes(range(10)))
