@@ -30,6 +30,8 @@ EVIDENCE_PER_FILE_CATEGORY = 3
 EXAMPLES_PER_CATEGORY = 3
 FILES_PER_REASON = 8
 DEFAULT_MAX_FILES = 200
+LINE_MEMO = 50_000
+"""Distinct changed lines whose hits one assessment remembers (identical lines are classified once)."""
 
 LANGUAGES = {
     ".go": "go", ".py": "python", ".pyi": "python", ".md": "markdown", ".markdown": "markdown", ".rst": "rst",
@@ -241,7 +243,13 @@ _HASH_TOKENS = re.compile(r"(?:^|\s)#.*|\"(?:\\.|[^\"\\])*\"?|'[^']*'?")
 _GO_IMPORT = re.compile(r'^\s*(?:import\s+)?(?:[\w.]+\s+)?"([^"\s]+)"\s*(?://.*)?$')
 _PY_IMPORT = re.compile(r"^\s*import\s+([\w., ]+?)\s*(?:#.*)?$")
 _PY_FROM = re.compile(r"^\s*from\s+(\.*[\w.]*)\s+import\b")
-_QUOTES = {"go": ('"', "'", "`"), "c": ('"', "'", "`"), "python": ('"', "'"), "hash": ('"', "'")}
+_FAST_BLOCKERS = {
+    "go": re.compile(r"[\"'`]|/\*"),
+    "c": re.compile(r"[\"'`]|/\*"),
+    "python": re.compile(r"[\"']"),
+    "hash": re.compile(r"[\"']|/\*"),
+}
+"""What sends a line (before its line comment) down the token walk: a quote, or a block comment opening."""
 _LINE_COMMENT = {"go": "//", "c": "//", "python": "#", "hash": "#"}
 _STATE_MARKERS = {"go": ("/*", "*/", "`"), "python": ('"""', "'''"), "c": ("/*", "*/", "`")}
 
@@ -285,10 +293,9 @@ class _Stripper:
             return _Views(text, text)
         if self.state is None:
             # Fast paths, same answer as the token walk below: no quote at all, and at most a line comment.
-            quotes = _QUOTES[kind]
             cut = text.find(_LINE_COMMENT[kind])
             head = text if cut < 0 else text[:cut]
-            if not any(q in head for q in quotes) and (kind == "python" or "/*" not in head):
+            if _FAST_BLOCKERS[kind].search(head) is None:
                 if cut < 0:
                     return _Views(text, text)
                 if kind != "hash":  # a hash comment needs the space before it: the token walk decides
@@ -399,51 +406,84 @@ def classify_file(path: str, language: str | None, lines: FileLines | None, rule
     open_rules = any(c.needle_set is None for c in live)  # a rule without needles: every line is a candidate
     line_needles = tuple(needles)
     strippers = {"+": _Stripper(language), "-": _Stripper(language)}
+    # A line's hits depend only on its text and the rules for its language (not on the file), once no block
+    # comment or string is open: identical lines (a change repeated across files) are classified once.
+    memo = applicable.memo
     for diff_line in lines.lines:
         text = diff_line.text
+        number = diff_line.line
         stripper = strippers[diff_line.kind]
-        found_needles: set[str] | None = None  # None: not known (non-ASCII line), try every live rule
-        if text.isascii():
-            low = text.lower()
-            found_needles = {n for n in line_needles if n in low}
-            if not found_needles and not open_rules:
-                # Not a candidate, but a block comment or multi-line string may open or close here.
-                if stripper.needs_tracking(text):
-                    stripper.views(text, diff_line.line)
-                else:
-                    stripper.last_line = diff_line.line
+        clean = stripper.state is None or number != stripper.last_line + 1
+        if clean:
+            known = memo.get(text)
+            if known is not None:
+                stripper.state = None
+                stripper.last_line = number
+                for compiled, matched in known:
+                    hits.add(compiled.rule.category, _evidence(path, diff_line, matched, compiled))
                 continue
-        views = stripper.views(text, diff_line.line)
-        imports: list[str] | None = None
-        in_view: dict[str, set[str] | None] = {}
-        for compiled in live:
-            rule_set = compiled.needle_set
-            if rule_set is not None and found_needles is not None and rule_set.isdisjoint(found_needles):
-                continue
-            scope = compiled.scope
-            regex = compiled.regex
-            assert regex is not None
-            found: re.Match[str] | None = None
-            if scope == "import":
-                if imports is None:
-                    imports = _imports_of(language, text) if views.code.strip() else []
-                for imp in imports:
-                    found = regex.search(imp)
-                    if found:
-                        break
-            else:
-                view = text if scope == "any" else views.code_strings if scope == "code+strings" else views.code
-                if rule_set is not None:
-                    # The needles must survive in the view too: a URL in a comment is not in the code.
-                    if scope not in in_view:
-                        in_view[scope] = _needles_in(view, found_needles if found_needles is not None else needles)
-                    seen = in_view[scope]
-                    if seen is not None and rule_set.isdisjoint(seen):
-                        continue
-                found = regex.search(view)
-            if found is not None:
-                hits.add(compiled.rule.category, _evidence(path, diff_line, found, compiled))
+        line_hits = _classify_line(text, number, stripper, language, live, line_needles, needles, open_rules)
+        for compiled, matched in line_hits:
+            hits.add(compiled.rule.category, _evidence(path, diff_line, matched, compiled))
+        if clean and stripper.state is None and len(memo) < LINE_MEMO:
+            memo[text] = line_hits
     return hits
+
+
+def _classify_line(
+    text: str,
+    number: int,
+    stripper: _Stripper,
+    language: str | None,
+    live: list[CompiledRule],
+    line_needles: tuple[str, ...],
+    needles: set[str],
+    open_rules: bool,
+) -> tuple[tuple[CompiledRule, str], ...]:
+    """The live rules that match one changed line, with the matched text (updates the stripper's state)."""
+    found_needles: set[str] | None = None  # None: not known (non-ASCII line), try every live rule
+    if text.isascii():
+        low = text.lower()
+        found_needles = {n for n in line_needles if n in low}
+        if not found_needles and not open_rules:
+            # Not a candidate, but a block comment or multi-line string may open or close here.
+            if stripper.needs_tracking(text):
+                stripper.views(text, number)
+            else:
+                stripper.last_line = number
+            return ()
+    views = stripper.views(text, number)
+    imports: list[str] | None = None
+    in_view: dict[str, set[str] | None] = {}
+    out: list[tuple[CompiledRule, str]] = []
+    for compiled in live:
+        rule_set = compiled.needle_set
+        if rule_set is not None and found_needles is not None and rule_set.isdisjoint(found_needles):
+            continue
+        scope = compiled.scope
+        regex = compiled.regex
+        assert regex is not None
+        found: re.Match[str] | None = None
+        if scope == "import":
+            if imports is None:
+                imports = _imports_of(language, text) if views.code.strip() else []
+            for imp in imports:
+                found = regex.search(imp)
+                if found:
+                    break
+        else:
+            view = text if scope == "any" else views.code_strings if scope == "code+strings" else views.code
+            if rule_set is not None:
+                # The needles must survive in the view too: a URL in a comment is not in the code.
+                if scope not in in_view:
+                    in_view[scope] = _needles_in(view, found_needles if found_needles is not None else needles)
+                seen = in_view[scope]
+                if seen is not None and rule_set.isdisjoint(seen):
+                    continue
+            found = regex.search(view)
+        if found is not None:
+            out.append((compiled, found.group(0)))
+    return tuple(out)
 
 
 def _needles_in(view: str, needles: set[str]) -> set[str] | None:
@@ -454,14 +494,14 @@ def _needles_in(view: str, needles: set[str]) -> set[str] | None:
     return {n for n in needles if n in low}
 
 
-def _evidence(path: str, diff_line: DiffLine, found: re.Match[str], compiled: CompiledRule) -> Evidence:
+def _evidence(path: str, diff_line: DiffLine, matched: str, compiled: CompiledRule) -> Evidence:
     return trusted(
         Evidence,
         file=path,
         line=diff_line.line,
         removed=diff_line.kind == "-",
         text=diff_line.text.strip()[:160],
-        match=found.group(0).strip()[:80],
+        match=matched.strip()[:80],
         rule=compiled.rule.id,
     )
 
@@ -613,8 +653,8 @@ def recommend(
 
     code_categories: dict[str, list[str]] = {}
     for f in relevant:
-        names = {c.category for c in f.categories}
-        if names & {"tests", "docs"}:
+        names = [c.category for c in f.categories]  # table order: a set would reorder reasons run to run
+        if {"tests", "docs"}.intersection(names):
             continue
         for name in names:
             code_categories.setdefault(name, []).append(f.path)

@@ -55,7 +55,8 @@ def trusted(cls: type[M], **values: Any) -> M:
     if len(values) != len(names):
         raise TypeError(f"{cls.__name__}: give every field ({', '.join(names)}), got {', '.join(values)}")
     model = _new(cls)
-    _setattr(model, "__dict__", {name: values[name] for name in names})
+    # Field order matters to repr and iteration; call sites pass fields in order, so this is rarely a copy.
+    _setattr(model, "__dict__", values if tuple(values) == names else {name: values[name] for name in names})
     _setattr(model, "__pydantic_fields_set__", set(names))
     _setattr(model, "__pydantic_extra__", None)
     _setattr(model, "__pydantic_private__", None)

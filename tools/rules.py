@@ -445,10 +445,12 @@ class CompiledRule:
 class _LanguageRules:
     """The line rules for one language, with every needle they have (for a one-pass test of a file)."""
 
-    __slots__ = ("rules", "restricted", "needles")
+    __slots__ = ("rules", "restricted", "needles", "memo")
 
     def __init__(self, rules: list[CompiledRule]) -> None:
         self.rules = rules
+        self.memo: dict[str, tuple[tuple[CompiledRule, str], ...]] = {}
+        """Line text → its hits under these rules (filled by the classifier; lives as long as this RuleSet)."""
         self.restricted = any(c.restricted for c in rules)
         self.needles = tuple(sorted({n for c in rules for n in c.needles or ()}))
 
