@@ -411,11 +411,22 @@ async def run_supervised(
             sink(data)
 
     async def pump(fd: int, sink: _abc.Callable[[bytes], None]) -> None:
-        while not drain(fd, sink):
-            await anyio.wait_readable(fd)
-            # go writes one event per write(); waking per event costs more than parsing it. Let a
-            # batch gather (the pipe was enlarged so the child does not block meanwhile).
-            await anyio.sleep(BATCH_S)
+        while True:
+            try:
+                data = os.read(fd, READ_CHUNK)
+            except BlockingIOError:
+                await anyio.wait_readable(fd)
+                # go writes one event per write(); waking per event costs more than parsing it. Let a
+                # batch gather (the pipe was enlarged so the child does not block meanwhile).
+                await anyio.sleep(BATCH_S)
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            sink(data)
+            # One chunk at a time: a backlog must not hold progress notifications (same loop) back.
+            await anyio.sleep(0)
 
     def try_reap() -> bool:
         if reaped:
