@@ -400,10 +400,14 @@ def classify_file(path: str, language: str | None, lines: FileLines | None, rule
     blob = "\n".join([d.text for d in lines.lines]).lower()
     # Lower-cased needles are exact only for ASCII text; otherwise every needle counts as present.
     needles = {n for n in applicable.needles if n in blob} if blob.isascii() else set(applicable.needles)
-    live = [c for c in applicable.rules if c.needle_set is None or not c.needle_set.isdisjoint(needles)]
-    if not live:
+    needle_rules = applicable.needle_rules
+    positions = set(applicable.open_rules)
+    for needle in needles:
+        positions.update(needle_rules[needle])
+    if not positions:
         return hits
-    open_rules = any(c.needle_set is None for c in live)  # a rule without needles: every line is a candidate
+    live = [applicable.rules[i] for i in sorted(positions)]  # table order
+    open_rules = bool(applicable.open_rules)  # a rule without needles: every line is a candidate
     line_needles = tuple(needles)
     strippers = {"+": _Stripper(language), "-": _Stripper(language)}
     # A line's hits depend only on its text and the rules for its language (not on the file), once no block
@@ -837,11 +841,13 @@ def assess_changes(
     )
 
 
-def _classify_unless_ignored(path: str, lines: FileLines | None, rules: RuleSet) -> _Hits | None:
+def _classify_unless_ignored(
+    path: str, lines: FileLines | None, rules: RuleSet, language: str | None = None
+) -> _Hits | None:
     """The file's hits, or None when it matches `[assess] ignore`."""
     if rules.ignore and glob_match(path, rules.ignore) is not None:
         return None
-    return classify_file(path, language_of(path), lines, rules)
+    return classify_file(path, language or language_of(path), lines, rules)
 
 
 def _assess_file(
@@ -849,7 +855,7 @@ def _assess_file(
 ) -> FileAssessment:
     language = language_of(changed.path)
     if hits is None:
-        hits = _classify_unless_ignored(changed.path, None if changed.binary else lines, rules)
+        hits = _classify_unless_ignored(changed.path, None if changed.binary else lines, rules, language)
     ignored = hits is None
     categories: list[FileCategory] = []
     if hits is not None:

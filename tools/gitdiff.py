@@ -553,9 +553,9 @@ def _stream_diff(
         ["git", *args], cwd=project.git_root, timeout=DIFF_TIMEOUT_S, result=result, piece=READ_PIECE
     ):
         if continuing:
-            continuing = raw[-1:] != b"\n"
+            continuing = raw[-1] != 10  # no "\n" yet: still inside an over-long line
             continue
-        continuing = raw[-1:] != b"\n"
+        continuing = raw[-1] != 10
         first = raw[0]
         if old_left or new_left:
             if first == 43:  # "+"

@@ -294,7 +294,7 @@ def glob_regex(glob: str) -> re.Pattern[str]:
 class _GlobSet:
     """Several globs as one regex, plus the literals one of which any matching path holds."""
 
-    __slots__ = ("regex", "needles")
+    __slots__ = ("regex", "needles", "any_needle")
 
     def __init__(self, globs: tuple[str, ...]) -> None:
         self.regex = re.compile("|".join(f"(?:{glob_regex(g).pattern})" for g in globs))
@@ -303,20 +303,18 @@ class _GlobSet:
             found = literal_needles(glob_regex(glob).pattern)
             if found is None:
                 self.needles: tuple[str, ...] | None = None
+                self.any_needle: re.Pattern[str] | None = None
                 return
             needles |= found
         self.needles = _shortest(needles)
+        # Only "is any needle there" is asked, so one alternation answers it (overlaps do not matter).
+        self.any_needle = re.compile("|".join(re.escape(n) for n in self.needles)) if self.needles else None
 
     def may_match(self, path: str) -> bool:
         """False when no glob can match (no needle in the path); True means: ask the regex."""
-        needles = self.needles
-        if needles is None or not path.isascii():
+        if self.any_needle is None or not path.isascii():
             return True
-        low = path.lower()
-        for needle in needles:
-            if needle in low:
-                return True
-        return False
+        return self.any_needle.search(path.lower()) is not None
 
 
 @lru_cache(maxsize=1024)
@@ -445,10 +443,16 @@ class CompiledRule:
 class _LanguageRules:
     """The line rules for one language, with every needle they have (for a one-pass test of a file)."""
 
-    __slots__ = ("rules", "restricted", "needles", "memo")
+    __slots__ = ("rules", "restricted", "needles", "memo", "needle_rules", "open_rules")
 
     def __init__(self, rules: list[CompiledRule]) -> None:
         self.rules = rules
+        # needle → positions of the rules it belongs to; rules without needles are always live.
+        self.needle_rules: dict[str, tuple[int, ...]] = {}
+        for index, compiled in enumerate(rules):
+            for needle in compiled.needles or ():
+                self.needle_rules[needle] = (*self.needle_rules.get(needle, ()), index)
+        self.open_rules = tuple(i for i, c in enumerate(rules) if c.needles is None)
         self.memo: dict[str, tuple[tuple[CompiledRule, str], ...]] = {}
         """Line text → its hits under these rules (filled by the classifier; lives as long as this RuleSet)."""
         self.restricted = any(c.restricted for c in rules)
