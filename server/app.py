@@ -11,7 +11,7 @@ from pathlib import Path
 
 from mcp.server import MCPServer
 
-from itest_mcp.server.schema_cache import SchemaCache, SchemaCachedServer, cache_key, default_cache_file
+from itest_mcp.server.schema_cache import SchemaCache, SchemaCachedServer, default_cache_file, sources_key
 from itest_mcp.server.state import ServerState
 from itest_mcp.tools import __version__
 
@@ -34,19 +34,22 @@ build_report. Results are compact; full logs and JUnit are resources (itest://ru
 """
 
 
-def create_app(repo: Path | str = ".", *, schema_cache: bool | Path = True) -> MCPServer:
+def create_app(repo: Path | str = ".", *, schema_cache: bool | Path | SchemaCache = True) -> MCPServer:
     """The MCP server for the project at `repo` (opened on first use).
 
     `schema_cache`: True keeps the tools' JSON schemas in the system temp dir between starts
-    (see server/schema_cache.py for why), a Path names the cache file, False generates them every time.
+    (see server/schema_cache.py for why), a Path or SchemaCache names another cache, False
+    generates them every time.
     """
     state = ServerState(repo=Path(repo))
     app: MCPServer
     if schema_cache is False:
         app = MCPServer(name="itest-mcp", version=__version__, instructions=INSTRUCTIONS)
     else:
-        cache_file = default_cache_file() if schema_cache is True else schema_cache
-        cache = SchemaCache(cache_file, cache_key())
+        if isinstance(schema_cache, SchemaCache):
+            cache = schema_cache
+        else:
+            cache = SchemaCache(default_cache_file() if schema_cache is True else schema_cache, sources_key())
         app = SchemaCachedServer(cache, name="itest-mcp", version=__version__, instructions=INSTRUCTIONS)
     for module_name in TOOL_MODULES:
         module = importlib.import_module(f"itest_mcp.server.{module_name}")

@@ -11,8 +11,10 @@ are generated once, written to the system temp dir, and read back on later start
 
 How it stays correct:
 - The cache is keyed by the SDK, pydantic, Python and itest-mcp versions plus a hash of
-  every `.py` file of `itest_mcp.server` and `itest_mcp.tools`; any other key, or a file
-  that is not valid, is ignored and rewritten.
+  every `.py` file of `itest_mcp.server` and `itest_mcp.tools`, taken when this module is
+  imported (when the process reads our code); any other key, or a file that is not valid,
+  is ignored and rewritten. A process whose sources changed on disk after it loaded them
+  (a long pytest session in a tree being edited) does not write: its schemas are old code's.
 - A cached tool is a `DeferredTool`: `tools/list` answers from the cached schemas, and on
   its first `tools/call` the tool is built by the SDK's own `Tool.from_function` and the
   call runs through it, so argument validation and structured output are the SDK's. That
@@ -71,8 +73,8 @@ class CacheFile(Model):
     tools: list[CachedTool]
 
 
-def cache_key() -> str:
-    """A digest of everything the generated schemas depend on: library versions and our sources."""
+def cache_key(folders: list[Path] | None = None) -> str:
+    """A digest of what the generated schemas depend on: library versions and our sources as they are now."""
     digest = hashlib.blake2b(digest_size=16)
     versions = [
         f"format={CACHE_FORMAT}",
@@ -87,10 +89,13 @@ def cache_key() -> str:
         except importlib.metadata.PackageNotFoundError:
             versions.append(f"{dist}=?")
     digest.update("\n".join(versions).encode())
-    for folder in _source_folders():
+    for folder in _source_folders() if folders is None else folders:
         for path in sorted(folder.glob("*.py")):
             digest.update(b"\0" + path.name.encode() + b"\0")
-            digest.update(path.read_bytes())
+            try:
+                digest.update(path.read_bytes())
+            except OSError:  # deleted since the glob: a key nobody will match, so no cache this time
+                digest.update(b"\0unreadable\0")
     return digest.hexdigest()
 
 
@@ -100,6 +105,22 @@ def _source_folders() -> list[Path]:
         module = sys.modules.get(package) or __import__(package, fromlist=["_"])
         folders.append(Path(module.__file__ or "").resolve().parent)
     return folders
+
+
+# Taken when the server package is first imported, which is when (give or take the modules
+# imported just before) this process read the code it runs. A long-lived process (a pytest
+# session in a tree being edited) must not label schemas of its old code with a newer key.
+_SOURCES_KEY = cache_key()
+
+
+def sources_key() -> str:
+    """The cache key of the sources this process loaded (computed at import)."""
+    return _SOURCES_KEY
+
+
+def sources_unchanged() -> bool:
+    """Whether the sources on disk are still those this process loaded, so its schemas may be cached."""
+    return cache_key() == _SOURCES_KEY
 
 
 def default_cache_file() -> Path:
@@ -114,9 +135,10 @@ def default_cache_file() -> Path:
 class SchemaCache:
     """Reads and atomically rewrites one cache file; every failure degrades to 'no cache'."""
 
-    def __init__(self, path: Path, key: str) -> None:
+    def __init__(self, path: Path, key: str, *, may_store: Callable[[], bool] = sources_unchanged) -> None:
         self.path = path
         self.key = key
+        self.may_store = may_store
 
     def load(self) -> list[CachedTool] | None:
         """The cached tools, or None when the file is missing, unreadable, corrupt or for another key."""
@@ -136,6 +158,9 @@ class SchemaCache:
 
     def store(self, tools: list[CachedTool]) -> None:
         """Write the file under a unique temporary name, then rename it over the cache (atomic)."""
+        if not self.may_store():
+            log.info("not caching tool schemas: the sources changed since this process loaded them")
+            return
         data = CacheFile(key=self.key, tools=tools).model_dump_json().encode()
         try:
             folder = self.path.parent
