@@ -12,6 +12,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+
 from itest_mcp.tools.errors import ToolNotFoundError, UnknownPhaseError, UnsafeArgumentError
 from itest_mcp.tools.models import Outcome, RunStatus
 from itest_mcp.tools.repo import Project, open_project

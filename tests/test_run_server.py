@@ -11,9 +11,10 @@ from pathlib import Path
 
 import anyio
 import pytest
+from mcp import Client
+
 from itest_mcp.server.app import create_app
 from itest_mcp.server.cli import main
-from mcp import Client
 
 DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo"
 HANG = Path(__file__).resolve().parent / "fixtures" / "run" / "gomod" / "hang"
