@@ -193,6 +193,7 @@ class _Locator:
         self.root = project.root
         self._mods: dict[str, tuple[str, str] | None] = {}
         self._pkg_dirs: dict[str, bool] = {}
+        self._starts: dict[str, int] = {}
 
     def _module_for(self, folder: str) -> tuple[str, str] | None:
         if folder in self._mods:
@@ -221,14 +222,22 @@ class _Locator:
             self._pkg_dirs[folder] = bool(folder) and (self.root / folder / "__init__.py").is_file()
         return self._pkg_dirs[folder]
 
+    def _package_start(self, folder: str) -> int:
+        """How many leading folders of `folder` are not part of the package path (cached per folder)."""
+        start = self._starts.get(folder)
+        if start is None:
+            folders = folder.split("/") if folder else []
+            start = len(folders)
+            while start > 0 and self._is_package("/".join(folders[:start])):
+                start -= 1
+            self._starts[folder] = start
+        return start
+
     def python_module(self, path: str) -> str:
         parts = path.removesuffix(".pyi").removesuffix(".py").split("/")
         if parts[-1] == "__init__":
             parts = parts[:-1]
-        folders = path.split("/")[:-1]
-        start = len(folders)
-        while start > 0 and self._is_package("/".join(folders[:start])):
-            start -= 1
+        start = self._package_start(path.rpartition("/")[0])
         return ".".join(parts[start:]) or ".".join(parts)
 
 

@@ -1,10 +1,11 @@
 """What changed between two revisions (and in the working tree), parsed from git's own `-U0` diff.
 
 `collect_changes` picks the range (the merge-base with the default branch unless
-told otherwise, saying which and why), asks git for `--raw --numstat -z` (status,
-modes, counts, paths that never need unquoting) and streams `diff -U0` for the
-changed line ranges. GitPython's `create_patch` is not used: measured 14× slower,
-and it drops `-U0` silently (DESIGN.md).
+told otherwise, saying which and why) and streams one `git diff --raw -U0`: the raw
+records give status, modes and renames; the hunk headers give the changed line
+ranges and the line counts (exactly what `--numstat` counts, without git diffing
+every file a second time). GitPython's `create_patch` is not used: measured 14×
+slower, and it drops `-U0` silently (DESIGN.md).
 
 Memory stays bounded on huge diffs: the patch is read line by line (a single line
 is read in pieces), ranges per file are capped (then coarsened), and the hunk text
