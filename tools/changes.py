@@ -24,7 +24,7 @@ from .gitdiff import ChangedFile, ChangeSet, DiffLine, FileLines, LineRange, sca
 from .models import Model
 from .phases import Phase, PhaseSet, Runner, load_phases
 from .repo import Project
-from .rules import CompiledRule, RuleSet, any_glob, glob_match, load_rules
+from .rules import CompiledRule, LanguageRules, RuleSet, any_glob, glob_match, load_rules
 
 EVIDENCE_PER_FILE_CATEGORY = 3
 EXAMPLES_PER_CATEGORY = 3
@@ -404,24 +404,11 @@ def classify_file(path: str, language: str | None, lines: FileLines | None, rule
     applicable = rules.line_rules_for(path, language, PROSE)
     if not applicable.rules:
         return hits
-    # A rule is tried on a line only when one of its needles (literals every match of its pattern holds)
-    # occurs in the line as written; first, which rules can fire anywhere in this file at all.
-    blob = "\n".join([d.text for d in lines.lines]).lower()
-    # Lower-cased needles are exact only for ASCII text; otherwise every needle counts as present.
-    needles = {n for n in applicable.needles if n in blob} if blob.isascii() else set(applicable.needles)
-    needle_rules = applicable.needle_rules
-    positions = set(applicable.open_rules)
-    for needle in needles:
-        positions.update(needle_rules[needle])
-    if not positions:
-        return hits
-    live = [applicable.rules[i] for i in sorted(positions)]  # table order
-    open_rules = bool(applicable.open_rules)  # a rule without needles: every line is a candidate
-    line_needles = tuple(needles)
     strippers = {"+": _Stripper(language), "-": _Stripper(language)}
     # A line's hits depend only on its text and the rules for its language (not on the file), once no block
     # comment or string is open: identical lines (a change repeated across files) are classified once.
     memo = applicable.memo
+    prepared: _Prepared | None = None  # built at the first line the memo does not answer
     for diff_line in lines.lines:
         text = diff_line.text
         number = diff_line.line
@@ -435,7 +422,11 @@ def classify_file(path: str, language: str | None, lines: FileLines | None, rule
                 for compiled, matched in known:
                     hits.add(compiled.rule.category, _evidence(path, diff_line, matched, compiled))
                 continue
-        line_hits = _classify_line(text, number, stripper, language, live, line_needles, needles, open_rules)
+        if prepared is None:
+            prepared = _prepare(applicable, lines)
+            if not prepared.live:
+                return hits  # no needle of any rule anywhere in this file: nothing more can fire
+        line_hits = _classify_line(text, number, stripper, language, prepared)
         for compiled, matched in line_hits:
             hits.add(compiled.rule.category, _evidence(path, diff_line, matched, compiled))
         if clean and stripper.state is None and len(memo) < LINE_MEMO:
@@ -443,22 +434,42 @@ def classify_file(path: str, language: str | None, lines: FileLines | None, rule
     return hits
 
 
+@dataclass(slots=True)
+class _Prepared:
+    """For one file: the rules that can fire in it at all, and the needles they have in it."""
+
+    live: list[CompiledRule]
+    line_needles: tuple[str, ...]
+    needles: set[str]
+    open_rules: bool
+
+
+def _prepare(applicable: LanguageRules, lines: FileLines) -> _Prepared:
+    """Which rules can fire anywhere in this file at all."""
+    # A rule is tried on a line only when one of its needles (literals every match of its pattern holds)
+    # occurs in the line as written.
+    blob = "\n".join([d.text for d in lines.lines]).lower()
+    # Lower-cased needles are exact only for ASCII text; otherwise every needle counts as present.
+    needles = {n for n in applicable.needles if n in blob} if blob.isascii() else set(applicable.needles)
+    needle_rules = applicable.needle_rules
+    positions = set(applicable.open_rules)
+    for needle in needles:
+        positions.update(needle_rules[needle])
+    live = [applicable.rules[i] for i in sorted(positions)]  # table order
+    # A rule without needles makes every line a candidate.
+    return _Prepared(live, tuple(needles), needles, bool(applicable.open_rules))
+
+
 def _classify_line(
-    text: str,
-    number: int,
-    stripper: _Stripper,
-    language: str | None,
-    live: list[CompiledRule],
-    line_needles: tuple[str, ...],
-    needles: set[str],
-    open_rules: bool,
+    text: str, number: int, stripper: _Stripper, language: str | None, prepared: _Prepared
 ) -> tuple[tuple[CompiledRule, str], ...]:
     """The live rules that match one changed line, with the matched text (updates the stripper's state)."""
+    live, needles = prepared.live, prepared.needles
     found_needles: set[str] | None = None  # None: not known (non-ASCII line), try every live rule
     if text.isascii():
         low = text.lower()
-        found_needles = {n for n in line_needles if n in low}
-        if not found_needles and not open_rules:
+        found_needles = {n for n in prepared.line_needles if n in low}
+        if not found_needles and not prepared.open_rules:
             # Not a candidate, but a block comment or multi-line string may open or close here.
             if stripper.needs_tracking(text):
                 stripper.views(text, number)

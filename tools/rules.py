@@ -440,7 +440,7 @@ class CompiledRule:
         return True
 
 
-class _LanguageRules:
+class LanguageRules:
     """The line rules for one language, with every needle they have (for a one-pass test of a file)."""
 
     __slots__ = ("rules", "restricted", "needles", "memo", "needle_rules", "open_rules")
@@ -472,18 +472,18 @@ class RuleSet:
         # A path no path rule's glob matches skips the path rules at once.
         path_globs = tuple(g for c in self.path_rules for g in c.rule.paths)
         self.path_rule_globs = path_globs
-        self._by_language: dict[str | None, _LanguageRules] = {}
+        self._by_language: dict[str | None, LanguageRules] = {}
 
-    def line_rules_for(self, path: str, language: str | None, prose: frozenset[str] | set[str]) -> _LanguageRules:
+    def line_rules_for(self, path: str, language: str | None, prose: frozenset[str] | set[str]) -> LanguageRules:
         """The line rules that read this file's lines (by language, then by path limits), in table order."""
         found = self._by_language.get(language)
         if found is None:
-            found = _LanguageRules(
+            found = LanguageRules(
                 [c for c in self.line_rules if (language in c.languages if c.languages else language not in prose)]
             )
             self._by_language[language] = found
         if found.restricted:
-            return _LanguageRules([c for c in found.rules if not c.restricted or c.path_applies(path)])
+            return LanguageRules([c for c in found.rules if not c.restricted or c.path_applies(path)])
         return found
 
     def category(self, name: str) -> Category:
