@@ -44,7 +44,7 @@ import gc
 import heapq
 import re
 import sys
-from array import array
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from itertools import groupby
 from pathlib import Path
@@ -375,7 +375,12 @@ class _Sanitizer:
             self._pending = b""
             self._out = self._clean(buf)
             return
-        # Hold back a tail so that a character reference or a multi-byte sequence is never cut in two.
+        # Hold back a tail so that a character reference or a multi-byte sequence is never cut in two
+        # (only when the tail could hold one: otherwise no copies are made).
+        if b"&" not in buf[-_HOLD:] and buf[-_HOLD:].isascii():
+            self._pending = b""
+            self._out = self._clean(buf)
+            return
         cut = max(0, len(buf) - _HOLD)
         amp = buf.rfind(b"&", max(0, cut - _HOLD), cut)
         if amp >= 0 and b";" not in buf[amp:cut]:
@@ -891,6 +896,17 @@ def _int(value: str | None) -> int:
 _PLAIN_PASS: _Record = (_PASSED, None, None)
 
 
+class _SecondsCache(dict[str, float]):
+    """`time` attribute → seconds. Test times repeat ("0.236" has a thousand values), and float() of a
+    decimal that binary cannot hold exactly takes ~0.4 µs, four times a dict lookup; same values either way."""
+
+    def __missing__(self, key: str) -> float:
+        value = float(key)
+        if len(self) < 65536:
+            self[key] = value
+        return value
+
+
 class _Accumulator:
     """Every test seen so far, in columns (a test is a position), keyed by (class or suite, name).
 
@@ -904,9 +920,10 @@ class _Accumulator:
         """Class (or suite, when the class is empty) → test name → position."""
         self.names: list[str] = []
         self.classes: list[str] = []
-        self.suite_of = array("l")
+        # Lists, not arrays: list.extend copies pointers, array.extend converts element by element (3x slower).
+        self.suite_of: list[int] = []
         self.outcome: list[Outcome] = []
-        self.dur = array("d")
+        self.dur: list[float] = []
         self.attempts: dict[int, _Attempts] = {}
         """Positions with more than one attempt (or a skip message); the others ran once."""
         self.detail: dict[int, _Detail] = {}
@@ -920,6 +937,7 @@ class _Accumulator:
         self._slow: set[int] = set()
         self._slow_floor = float("-inf")
         self._slow_exact = True
+        self._seconds: _SecondsCache | None = _SecondsCache()
 
     def suite(self, name: str, file: str) -> int:
         idx = self._suite_by_name.get(name)
@@ -950,10 +968,7 @@ class _Accumulator:
         """Add a suite's testcases in document order: plain passes, and at `records` the ones with children."""
         if not all(names):
             names = [name or unnamed() for name in names]
-        try:
-            durations = list(map(float, times))  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            durations = [_seconds(t) if t else 0.0 for t in times]
+        durations = self._durations(times)
         first = classes[0]
         n = len(names)
         if first is not None and classes.count(first) == n:
@@ -971,6 +986,19 @@ class _Accumulator:
             run_names = cast(list[str], names[start:end])
             self._add_run(key_cls, interned[start:end], run_names, durations[start:end], idx, records, start)
             start = end
+
+    def _durations(self, times: list[str | None]) -> list[float]:
+        cache = self._seconds
+        try:
+            if cache is None:
+                return list(map(float, times))  # type: ignore[arg-type]
+            before = len(cache)
+            durations = list(map(cache.__getitem__, times))
+            if len(cache) - before > len(times) // 2 and len(cache) > 4096:
+                self._seconds = None  # times too precise to repeat: the cache would only cost
+            return durations
+        except (TypeError, ValueError):
+            return [_seconds(t) if t else 0.0 for t in times]
 
     def _add_run(
         self,
@@ -1006,8 +1034,8 @@ class _Accumulator:
                             self.attempts[pos] = attempts
                         if detail is not None:
                             self.detail[pos] = detail
-                if durations and max(durations) >= self._slow_floor:
-                    self._offer_slow(base, durations)
+                if durations and max(durations) > self._slow_floor:
+                    self._offer_slow(base, durations)  # rarely, once the floor has risen
                 return
             for name in names:  # the same name twice in this run: undo, then one by one
                 sub.pop(name, None)
@@ -1016,11 +1044,26 @@ class _Accumulator:
             self.add((key_cls, name), name, cls, idx, outcome, took, attempts, detail)
 
     def _offer_slow(self, base: int, durations: list[float]) -> None:
-        floor = self._slow_floor
-        self._slow.update(base + i for i, d in enumerate(durations) if d >= floor)
-        if len(self._slow) > 8 * SLOWEST_LIMIT:
+        """Make candidates of the batch's durations that could rank among the slowest (ties included)."""
+        ranked = sorted(durations)  # C; only the batch's own top values can make the list
+        # Later positions lose ties, so a value must beat the floor, and reach the batch's own 10th value.
+        start = max(bisect_right(ranked, self._slow_floor), len(ranked) - SLOWEST_LIMIT)
+        while 0 < start < len(ranked) and ranked[start - 1] == ranked[start]:
+            start -= 1  # ties with the batch's 10th value: keep them all, the earliest wins later
+        slow = self._slow
+        for value in set(ranked[start:]):
+            if value <= 0 or value <= self._slow_floor:
+                continue
+            i = -1
+            while True:
+                try:
+                    i = durations.index(value, i + 1)
+                except ValueError:
+                    break
+                slow.add(base + i)
+        if len(slow) > 8 * SLOWEST_LIMIT:
             dur = self.dur
-            keep = heapq.nsmallest(SLOWEST_LIMIT, self._slow, key=lambda pos: (-dur[pos], pos))
+            keep = heapq.nsmallest(SLOWEST_LIMIT, slow, key=lambda pos: (-dur[pos], pos))
             self._slow = set(keep)
             self._slow_floor = min(dur[pos] for pos in keep)
 
