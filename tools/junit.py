@@ -993,7 +993,7 @@ class _Accumulator:
             if cache is None:
                 return list(map(float, times))  # type: ignore[arg-type]
             before = len(cache)
-            durations = list(map(cache.__getitem__, times))
+            durations = list(map(cache.__getitem__, times))  # type: ignore[arg-type]  # None: TypeError below
             if len(cache) - before > len(times) // 2 and len(cache) > 4096:
                 self._seconds = None  # times too precise to repeat: the cache would only cost
             return durations
