@@ -10,7 +10,7 @@ from pathlib import Path
 from conftest import commit_all, git
 
 from itest_mcp.tools.changes import Assessment, Evidence, FileAssessment, FileCategory, assess_changes
-from itest_mcp.tools.gitdiff import ChangedFile, LineRange, trusted
+from itest_mcp.tools.gitdiff import ChangedFile, LineRange, line_range, trusted
 from itest_mcp.tools.repo import open_project
 from itest_mcp.tools.rules import BUILTIN_RULES, glob_match, glob_regex, literal_needles
 
@@ -92,7 +92,8 @@ def test_user_rule_with_a_global_inline_flag(make_repo: Callable[..., Path]) -> 
 
 def test_trusted_models_equal_validated_ones() -> None:
     """Models built without validation must be indistinguishable from validated ones (guards pydantic updates)."""
-    ranges = [trusted(LineRange, start=2, end=4)]
+    ranges = [line_range(2, 4)]
+    assert ranges == [trusted(LineRange, start=2, end=4)] == [LineRange(start=2, end=4)]
     built = trusted(
         ChangedFile, path="a.go", old_path=None, status="modified", added=3, removed=1, binary=False, ranges=ranges
     )

@@ -24,7 +24,7 @@ from .gitdiff import ChangedFile, ChangeSet, DiffLine, FileLines, LineRange, sca
 from .models import Model
 from .phases import Phase, PhaseSet, Runner, load_phases
 from .repo import Project
-from .rules import CompiledRule, LanguageRules, RuleSet, any_glob, glob_match, load_rules
+from .rules import CompiledRule, LanguageRules, RuleSet, glob_match, load_rules
 
 EVIDENCE_PER_FILE_CATEGORY = 3
 EXAMPLES_PER_CATEGORY = 3
@@ -381,7 +381,7 @@ class _Hits:
 def classify_file(path: str, language: str | None, lines: FileLines | None, rules: RuleSet) -> _Hits:
     """Run the path rules and the line rules of `rules` over one file."""
     hits = _Hits()
-    if any_glob(path, rules.path_rule_globs):
+    if rules.any_path_rule is not None and rules.any_path_rule.matches(path):
         for compiled in rules.path_rules:
             if not compiled.path_applies(path):
                 continue
@@ -795,10 +795,11 @@ def assess_changes(
     rules = load_rules(raw)
     # Each file is classified as soon as its patch has streamed by, while git diffs the next ones, and
     # phase discovery walks the project meanwhile: all three would otherwise wait on one another.
-    early: dict[str, tuple[FileLines | None, _Hits | None]] = {}
+    early: dict[str, tuple[FileLines | None, _Hits | None, str | None]] = {}
 
     def on_file(path: str, lines: FileLines | None) -> None:
-        early[path] = (lines, _classify_unless_ignored(path, lines, rules))
+        language = language_of(path)
+        early[path] = (lines, _classify_unless_ignored(path, lines, rules, language), language)
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         phases_future = pool.submit(load_phases, project)
@@ -816,8 +817,10 @@ def assess_changes(
         lines = kept.get(changed.path)
         seen = early.get(changed.path)
         # Early hits hold only when they read the same lines this file ends with (binary: none).
-        hits = seen[1] if seen is not None and seen[0] is (None if changed.binary else lines) else None
-        files.append(_assess_file(changed, lines, rules, locator, hits))
+        if seen is not None and seen[0] is (None if changed.binary else lines):
+            files.append(_assess_file(changed, lines, rules, locator, seen[1], seen[2]))
+        else:
+            files.append(_assess_file(changed, lines, rules, locator))
 
     impact = _Impact()
     graph_notes: list[str] = []
@@ -871,9 +874,16 @@ def _classify_unless_ignored(
 
 
 def _assess_file(
-    changed: ChangedFile, lines: FileLines | None, rules: RuleSet, locator: _Locator, hits: _Hits | None = None
+    changed: ChangedFile,
+    lines: FileLines | None,
+    rules: RuleSet,
+    locator: _Locator,
+    hits: _Hits | None = None,
+    language: str | None = None,
 ) -> FileAssessment:
-    language = language_of(changed.path)
+    """One file's assessment; `hits` (with its `language`) when it was classified as its patch streamed by."""
+    if language is None:
+        language = language_of(changed.path)
     if hits is None:
         hits = _classify_unless_ignored(changed.path, None if changed.binary else lines, rules, language)
     ignored = hits is None

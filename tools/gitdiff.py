@@ -71,6 +71,16 @@ class LineRange(Model):
     end: int
 
 
+def line_range(start: int, end: int) -> LineRange:
+    """`trusted(LineRange, ...)` for the most numerous model here (thousands per large diff), spelled out."""
+    model = _new(LineRange)
+    _setattr(model, "__dict__", {"start": start, "end": end})
+    _setattr(model, "__pydantic_fields_set__", {"start", "end"})
+    _setattr(model, "__pydantic_extra__", None)
+    _setattr(model, "__pydantic_private__", None)
+    return model
+
+
 class ChangedFile(Model):
     """One changed file: status, counts and the changed line ranges of its new version."""
 
@@ -418,7 +428,7 @@ def _diff(
                 added=0 if parsed is None or binary else parsed.added,
                 removed=0 if parsed is None or binary else parsed.removed,
                 binary=binary,
-                ranges=[trusted(LineRange, start=s, end=e) for s, e in ranges],
+                ranges=[line_range(s, e) for s, e in ranges],
             )
         )
         if keep_lines and parsed is not None and not is_sub:

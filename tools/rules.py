@@ -310,6 +310,10 @@ class _GlobSet:
         # Only "is any needle there" is asked, so one alternation answers it (overlaps do not matter).
         self.any_needle = re.compile("|".join(re.escape(n) for n in self.needles)) if self.needles else None
 
+    def matches(self, path: str) -> bool:
+        """Whether one of the globs matches `path`."""
+        return self.may_match(path) and self.regex.match(path) is not None
+
     def may_match(self, path: str) -> bool:
         """False when no glob can match (no needle in the path); True means: ask the regex."""
         if self.any_needle is None or not path.isascii():
@@ -325,10 +329,7 @@ def glob_set(globs: tuple[str, ...]) -> _GlobSet:
 
 def any_glob(path: str, globs: tuple[str, ...]) -> bool:
     """Whether one of `globs` matches `path`."""
-    if not globs:
-        return False
-    compiled = glob_set(globs)
-    return compiled.may_match(path) and compiled.regex.match(path) is not None
+    return bool(globs) and glob_set(globs).matches(path)
 
 
 def glob_match(path: str, globs: list[str]) -> str | None:
@@ -418,7 +419,7 @@ def literal_needles(pattern: str, flags: int = 0) -> frozenset[str] | None:
 class CompiledRule:
     """A rule ready to run: its regex compiled once, and the literals one of which any match contains."""
 
-    __slots__ = ("rule", "regex", "languages", "needles", "needle_set", "restricted", "scope")
+    __slots__ = ("rule", "regex", "languages", "needles", "needle_set", "restricted", "scope", "exclude", "paths")
 
     def __init__(self, rule: Rule) -> None:
         self.rule = rule
@@ -430,13 +431,15 @@ class CompiledRule:
         self.needles = _shortest(needles) if needles else None
         self.needle_set = frozenset(self.needles) if self.needles else None
         self.restricted = bool(rule.paths or rule.exclude)
+        self.exclude = glob_set(tuple(rule.exclude)) if rule.exclude else None
+        self.paths = glob_set(tuple(rule.paths)) if rule.paths else None
 
     def path_applies(self, path: str) -> bool:
         """Whether the rule looks at this file at all (paths as a limit, minus excludes)."""
-        if self.rule.exclude and glob_match(path, self.rule.exclude):
+        if self.exclude is not None and self.exclude.matches(path):
             return False
-        if self.rule.paths and self.regex is not None:
-            return glob_match(path, self.rule.paths) is not None
+        if self.paths is not None and self.regex is not None:
+            return self.paths.matches(path)
         return True
 
 
@@ -472,6 +475,7 @@ class RuleSet:
         # A path no path rule's glob matches skips the path rules at once.
         path_globs = tuple(g for c in self.path_rules for g in c.rule.paths)
         self.path_rule_globs = path_globs
+        self.any_path_rule = glob_set(path_globs) if path_globs else None
         self._by_language: dict[str | None, LanguageRules] = {}
 
     def line_rules_for(self, path: str, language: str | None, prose: frozenset[str] | set[str]) -> LanguageRules:
