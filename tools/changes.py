@@ -5,6 +5,9 @@ Python module, and categories with evidence from the rules in rules.py (paths an
 the changed lines themselves, with comments and strings removed where a rule says
 so). Phases are recommended for their own test files, their triggers, the import
 graph (impact.py) and categories that match their names; every phase left out says why.
+
+Each file is classified as soon as its patch has streamed past (while git diffs the
+next files), and a changed line that recurs across files is classified once.
 """
 
 from __future__ import annotations

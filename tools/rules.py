@@ -10,6 +10,11 @@ sees, so look-alikes do not fire:
 - ``import``: only import paths (`"net/http"` in a Go import block, `import httpx`);
 - ``any``: the raw line.
 
+Speed without changing answers: each pattern's "needles" (lower-case literals one of which
+every match must hold, read from the regex's own parse tree) are looked up with plain
+substring tests, and a rule's regex runs only on lines holding one of them; a pattern with
+no such literal simply runs on every line.
+
 Globs: a pattern without '/' matches the file name anywhere; with '/' it matches the
 whole project-relative path, `**` any number of folders, `*` within one folder.
 
