@@ -19,7 +19,26 @@ from itest_mcp.tools import __version__
 from itest_mcp.tools.errors import ItestError
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _only_serving(argv: Sequence[str]) -> bool:
+    """True when the command line starts the server (no subcommand, or `serve`).
+
+    Serving needs none of the tool subcommands' parsers, and importing every tool
+    module just to build them is most of what start-up costs beyond the SDK itself.
+    """
+    tokens = iter(argv)
+    for token in tokens:
+        if token == "--repo":
+            next(tokens, None)
+        elif token.startswith("--repo=") or token in ("-v", "--verbose"):
+            continue
+        elif token.startswith("-"):
+            return False  # --help, --version, or something argparse should judge
+        else:
+            return token == "serve"
+    return True
+
+
+def build_parser(*, with_tools: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="itest-mcp",
         description="Run a repository's integration-test workflow. Without a subcommand: serve MCP over stdio.",
@@ -37,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="HTTP host (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
     serve.set_defaults(handler=None)
-    for module_name in TOOL_MODULES:
+    for module_name in TOOL_MODULES if with_tools else ():
         module = importlib.import_module(f"itest_mcp.server.{module_name}")
         add_cli = getattr(module, "add_cli", None)
         if add_cli is not None:
@@ -60,8 +79,9 @@ def serve(repo: str, *, http: bool = False, host: str = "127.0.0.1", port: int =
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `itest-mcp` console script."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(with_tools=not _only_serving(arguments))
+    args = parser.parse_args(arguments)
     # stdout is the MCP transport when serving: every log line goes to stderr.
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,

@@ -6,8 +6,9 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from itest_mcp.tools.errors import ItestError
 from mcp.server.mcpserver.exceptions import ToolError
+
+from itest_mcp.tools.errors import ItestError
 
 log = logging.getLogger("itest_mcp")
 

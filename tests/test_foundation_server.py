@@ -147,3 +147,21 @@ def test_every_subcommand_has_working_help(capsys: pytest.CaptureFixture[str]):
             main([name, "--help"])
         assert info.value.code == 0, name
         assert f"itest-mcp {name}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "serving"),
+    [
+        ([], True),
+        (["--repo", "x"], True),
+        (["--repo=x", "-v", "serve", "--http"], True),
+        (["--repo", "serve"], True),  # "serve" is the --repo value here; nothing follows: serve stdio
+        (["phases"], False),
+        (["--repo", "x", "run", "all"], False),
+        (["--help"], False),
+    ],
+)
+def test_serving_skips_the_tool_subcommands(argv: list[str], serving: bool):
+    from itest_mcp.server.cli import _only_serving
+
+    assert _only_serving(argv) is serving
