@@ -33,7 +33,7 @@ EVIDENCE_PER_FILE_CATEGORY = 3
 EXAMPLES_PER_CATEGORY = 3
 FILES_PER_REASON = 8
 DEFAULT_MAX_FILES = 200
-LINE_MEMO = 50_000
+LINE_MEMO = 20_000
 """Distinct changed lines whose hits one assessment remembers (identical lines are classified once)."""
 
 LANGUAGES = {
