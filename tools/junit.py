@@ -1,40 +1,47 @@
 """Read JUnit XML from any common producer into the shared `TestReport`, streaming and hardened.
 
-Why a streaming path: JUnit files are untrusted and can be huge (a 10 MB
-`<system-out>`, a 2 GB nightly file). They are fed in 64 KB chunks to lxml's
-libxml2 parser with `resolve_entities=False, no_network=True, load_dtd=False,
-huge_tree=True` and a *parser target* (SAX-style start/end/data callbacks)
-instead of `iterparse`: no tree is built at all, so there is nothing to clear,
-and each element's text is kept only as a bounded head and tail (`_Text`), so a
-1 GB `<system-out>` costs 32 KB. Memory grows with the number of distinct tests
-(about 200 bytes each, in columns), not with the size of the file. An
-`iterparse` + clear version of the same reader measured 0.58 s on 100k
-testcases against 0.22 s for a bare counting iterparse loop; this one is faster
-(figures in bench/bench_junit.py).
+Reading path. JUnit files are untrusted and can be huge (a 200 MB `<system-out>`, a 2 GB nightly
+file). They are fed in 64 KB chunks to lxml's libxml2 parser with `resolve_entities=False,
+no_network=True, load_dtd=False, huge_tree=True` and a *parser target* (`_Target`: start/end/data
+callbacks). No tree is built, so there is nothing to clear, and an element's text is kept only as a
+bounded head and tail (`_Text`): a 200 MB `<system-out>` adds 2 MB of peak memory. A testcase without
+children (one that passed) only parks the attribute dict lxml hands over; a testcase with children
+(failure, skip, output, Surefire reruns) is worked out at its end tag and keeps its place in the batch.
+Every 1024 testcases, and at each suite boundary, the batch goes to `_Accumulator.add_batch` in one
+call, in document order, which adds it with comprehensions and dict operations that run in C.
 
-What junitparser is used for: not for reading. `JUnitXml.fromfile` builds the
-whole tree (peak memory 2.5x ours on 100k cases, and it grows with the file), it
-has no notion of reruns, Surefire `flakyFailure`/`rerunFailure`, Bazel
-suite-level output or trace locations. It is the reference the tests
-cross-check our per-file counts against on every golden fixture, and the anchor
-of `bench/bench_junit.py`. Dialect knowledge lives in `junit_dialects.py`.
+Why not `iterparse` (which DESIGN.md names): measured side by side in `bench/bench_junit.py` on
+100,000 testcases. The least an iterparse reader can do (tag filter in C so Python sees one event per
+testcase and suite, attributes read in batches, earlier siblings deleted) costs 1.06-1.09x the bare
+counting loop before any merging; the same through a parser target costs 0.90-0.92x, because lxml
+builds the target's attribute dicts in C while each `el.get` is a Python call. A complete iterparse
+reader with this accumulator measured 1.92x the floor against 1.67x for this one at the time. And
+under iterparse libxml2 holds a single `<system-out>` whole until its element ends, so its size would
+be the reader's peak memory. Memory here grows with the number of distinct tests (columns of names,
+classes, outcomes and durations), not with the size of the file.
 
-Hardening, in order: (1) the prolog (everything before the root element, at most
-1 MB) is scanned before lxml sees a byte; a DOCTYPE that declares entities
-("billion laughs", XXE) is refused there in well under a millisecond, and so is
-a root element that is not `<testsuites>`/`<testsuite>`. This matters because
-`huge_tree` also relaxes libxml2's own entity-amplification limits. (2)
-Characters XML 1.0 forbids (raw control bytes such as ANSI colour escapes in
-captured output, `&#x1B;`-style references, U+FFFE/U+FFFF) are replaced by
-U+FFFD by a streaming byte filter in front of the parser, chunk by chunk, rather
-than `recover=True`, which would also hide truncated and corrupt files. (3) The
-parser never expands entities or loads anything. (4) Location patterns run on
-bounded text and cannot backtrack quadratically.
+What junitparser is used for: not for reading, and by no module at run time. `JUnitXml.fromfile`
+builds the whole tree (peak memory about 3x ours on 100k cases, and it grows with the file), and it has
+no notion of reruns, Surefire `flakyFailure`/`rerunFailure`, Bazel suite-level output or trace
+locations. It is the reference the tests cross-check our per-file counts against on every golden
+fixture, and the speed and memory anchor of `bench/bench_junit.py`. Dialect knowledge lives in
+`junit_dialects.py`.
 
-Reruns: testcases with the same class and name (suite and name when the class
-is empty, as jest-junit writes), in one file or several, are one test with
-several attempts. The verdict: any pass plus any failure → flaky; otherwise the
-last non-skipped attempt's outcome. Totals count tests; `attempts` counts runs.
+Hardening, in order: (1) the prolog (everything before the root element, at most 1 MB) is scanned
+before lxml sees a byte; a DOCTYPE that declares entities ("billion laughs", XXE) is refused there in
+well under a millisecond, and so is a root element that is not `<testsuites>`/`<testsuite>`. This
+matters because `huge_tree` also relaxes libxml2's own entity-amplification limits. (2) Characters
+XML 1.0 forbids (raw control bytes such as ANSI colour escapes in captured output, `&#x1B;`-style
+references, U+FFFE/U+FFFF) are replaced by U+FFFD by a streaming byte filter in front of the parser,
+chunk by chunk, rather than `recover=True`, which would also hide truncated and corrupt files. (3) The
+parser never expands entities or loads anything. (4) Text per element is bounded (above). (5) Location
+patterns run on bounded text and cannot backtrack quadratically.
+
+Reruns: testcases with the same class and name (suite and name when the class is empty, as jest-junit
+writes), in one file or several, are one test with several attempts. The verdict: any pass plus any
+failure → flaky; otherwise the last non-skipped attempt's outcome. Totals count tests; `attempts`
+counts runs. Failure messages, locations and excerpts are worked out only for the failures returned
+(`max_failures`); the counts always cover all of them.
 """
 
 from __future__ import annotations
