@@ -95,7 +95,8 @@ def floor(path: Path) -> int:
 
 
 def ours(path: Path, matcher: PathMatcher, diff: list[ChangedFile]) -> tuple[int, int, int]:
-    files, _inputs, unmatched, _notes = load_coverage([path], matcher)
+    # As find_coverage_gaps does: the diff is known first, so the profile is joined with it while it streams.
+    files, _inputs, unmatched, _notes = load_coverage([path], matcher, changed=diff)
     assert not unmatched, unmatched[:3]
     _changed, patch = join_changes(files, diff, limit=50)
     total = sum(fd.totals()[0] for fd in files.values())
@@ -260,7 +261,7 @@ def gen_repo_and_cobertura(root: Path, files: int, lines_per_file: int, diff_fil
 def ours_cobertura(root: Path, xml: Path) -> tuple[int, int]:
     project = open_project(root)
     changes = collect_changes(project, "main")
-    files, _i, unmatched, _n = load_coverage([xml], PathMatcher(root))
+    files, _i, unmatched, _n = load_coverage([xml], PathMatcher(root), changed=changes.files)
     assert not unmatched, unmatched[:3]
     _c, patch = join_changes(files, changes.files, limit=50)
     return patch.measured, patch.uncovered

@@ -18,7 +18,7 @@ from pathlib import Path
 from pydantic import Field
 
 from .covmap import PathMatcher, UnmatchedPath
-from .covreaders import FileData, merge_files, query_files, read_coverage, span_lines
+from .covreaders import FileData, merge_files, merge_spans, paused_gc, query_files, read_coverage, span_lines
 from .errors import NotFoundError
 from .gitdiff import ChangedFile, LineRange, collect_changes
 from .gofuncs import FuncInfo, go_functions, python_functions
@@ -191,16 +191,38 @@ def _run_files(project: Project, run_dir: Path) -> list[Path]:
     return [run_dir / n for n in RUN_COVERAGE_NAMES if (run_dir / n).is_file()]
 
 
+def changed_ranges(changed: list[ChangedFile]) -> dict[str, list[tuple[int, int]]]:
+    """The changed line ranges `join_changes` asks about, per changed file."""
+    return {
+        cf.path: [(r.start, r.end) for r in cf.ranges]
+        for cf in changed
+        if cf.status != "deleted" and not cf.binary and cf.ranges
+    }
+
+
 def load_coverage(
-    paths: list[Path], matcher: PathMatcher, project: Project | None = None
+    paths: list[Path],
+    matcher: PathMatcher,
+    project: Project | None = None,
+    changed: list[ChangedFile] | None = None,
 ) -> tuple[dict[str, FileData], list[CoverageInput], list[UnmatchedPath], list[str]]:
-    """Read every file, map its names to repository files and merge what several reports say about one file."""
+    """Read every file, map its names to repository files and merge what several reports say about one file.
+
+    With `changed` (the diff), Go profiles collect the blocks meeting the changed lines while they
+    stream, so `join_changes` needs no second read of them.
+    """
     merged: dict[str, FileData] = {}
     inputs: list[CoverageInput] = []
     unmatched: list[UnmatchedPath] = []
     notes: list[str] = []
+    wanted = changed_ranges(changed) if changed else {}
+
+    def want(name: str) -> list[tuple[int, int]] | None:
+        rel = matcher.match(name)  # cached: the loop below asks again
+        return wanted.get(rel) if rel is not None else None
+
     for path in paths:
-        data = read_coverage(path)
+        data = read_coverage(path, want=want if wanted else None)
         shown = project.rel(path) if project else str(path)
         inputs.append(
             CoverageInput(
@@ -245,10 +267,18 @@ def join_changes(
     Totals cover every file; the per-file list holds the `limit` files with the most uncovered
     changed lines (all when None), so a 2,000-file diff does not flood a tool result.
     """
+    with paused_gc():
+        return _join_changes(files, changed, count_unmeasured, limit)
+
+
+def _join_changes(
+    files: dict[str, FileData], changed: list[ChangedFile], count_unmeasured: bool, limit: int | None
+) -> tuple[list[ChangedFileCoverage], PatchCoverage]:
     extensions = {posixpath.splitext(p)[1] for p in files}
     rows: list[tuple[str, str, int, int, int, list[tuple[int, int]]]] = []
     patch = PatchCoverage(count_unmeasured=count_unmeasured)
-    wanted: list[tuple[FileData, list[tuple[int, int]]]] = []
+    asked: list[tuple[int, FileData, list[tuple[int, int]]]] = []
+    answered: list[tuple[int, list[tuple[int, int]]]] = []  # measured lines, uncovered spans
     wanted_files: list[tuple[str, int]] = []
     for cf in changed:
         if cf.status == "deleted" or cf.binary or not cf.ranges:
@@ -262,10 +292,13 @@ def join_changes(
                 patch.unmeasured_files.append(cf.path)
                 patch.unmeasured_lines += changed_lines
             continue
-        wanted.append((fd, pairs))
+        if fd.changed is not None and fd.changed.ranges == pairs:
+            answered.append(fd.changed.summary())  # collected while the profile was read
+        else:
+            asked.append((len(answered), fd, pairs))
+            answered.append((0, []))
         wanted_files.append((cf.path, changed_lines))
-    total_measured = total_uncovered = 0
-    for (path, changed_lines), answers in zip(wanted_files, query_files(wanted), strict=True):
+    for (i, _fd, _pairs), answers in zip(asked, query_files([(fd, p) for _i, fd, p in asked]), strict=True):
         measured = 0
         uncovered_spans: list[tuple[int, int]] = []
         for m, u in answers:
@@ -273,6 +306,9 @@ def join_changes(
                 measured += span_lines(m)
                 if u:
                     uncovered_spans += u
+        answered[i] = (measured, merge_spans(uncovered_spans))
+    total_measured = total_uncovered = 0
+    for (path, changed_lines), (measured, uncovered_spans) in zip(wanted_files, answered, strict=True):
         uncovered = span_lines(uncovered_spans)
         rows.append((path, "measured", changed_lines, measured, uncovered, uncovered_spans))
         total_measured += measured
@@ -411,9 +447,10 @@ def find_coverage_gaps(
         used_run, paths = latest_run_coverage(project)
         notes.append(f"coverage from the latest run with coverage: {used_run}")
     matcher = PathMatcher(project.root)
-    data, inputs, unmatched, load_notes = load_coverage(paths, matcher, project)
-    notes.extend(load_notes)
+    # The diff first: Go profiles are joined with it while they stream.
     changes = collect_changes(project, base, include_worktree=include_worktree)
+    data, inputs, unmatched, load_notes = load_coverage(paths, matcher, project, changes.files)
+    notes.extend(load_notes)
     notes.extend(changes.notes)
     changed_cov, patch = join_changes(data, changes.files, count_unmeasured=count_unmeasured, limit=CHANGED_LIMIT)
     totals, per_file = file_totals(data)

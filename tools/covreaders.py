@@ -19,12 +19,14 @@ are counted once.
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import sys
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import accumulate, compress
 from operator import itemgetter
@@ -91,6 +93,8 @@ class FileData:
     go_blocks: int = 0
     repeated: bool = False
     """Go: the sections may list a block more than once (merged profiles), so reads dedupe."""
+    changed: ChangedBlocks | None = None
+    """Go: the blocks meeting this file's changed lines, collected while the profile streams (see `read_go_profile`)."""
     _index: Index | None = None
 
     @property
@@ -132,6 +136,82 @@ class FileData:
 
 Spans = list[tuple[int, int]]
 Index = tuple[list[int], list[int], bytes, list[int]]
+Ranges = list[tuple[int, int]]
+WantRanges = Callable[[str], "Ranges | None"]
+"""Given a file name as the profile writes it, its changed line ranges (inclusive), or None."""
+
+
+@dataclass(slots=True)
+class ChangedBlocks:
+    """The blocks of one Go file that meet its changed line ranges, found during the single read of the profile.
+
+    Only those blocks are kept (memory grows with changed lines, not blocks), each once: keyed by its
+    position token, executed when any of its lines in any merged profile says so.
+    """
+
+    ranges: Ranges
+    blocks: dict[bytes, tuple[int, int, bool]] = field(default_factory=dict)
+    lane_ranges: Ranges = field(default_factory=list)
+    """`ranges` as lane keys (`_lane_key`), to compare with `_lane_positions` without decoding."""
+
+    def __post_init__(self) -> None:
+        self.lane_ranges = [(_lane_key(lo), _lane_key(hi)) for lo, hi in self.ranges]
+
+    def add(
+        self, keys: Sequence[bytes], starts: Sequence[int], ends: Sequence[int], flags: bytes, *, lanes: bool
+    ) -> None:
+        """Keep the blocks (profile order) that meet a changed range; `lanes`: positions are lane keys."""
+        blocks = self.blocks
+        for k in _meeting(starts, ends, self.lane_ranges if lanes else self.ranges):
+            key = keys[k]
+            old = blocks.get(key)
+            if old is None:
+                s, e = (_lane_value(starts[k]), _lane_value(ends[k])) if lanes else (starts[k], ends[k])
+                blocks[key] = (s, e, bool(flags[k]))
+            elif not old[2] and flags[k]:
+                blocks[key] = (old[0], old[1], True)
+
+    def merge(self, other: ChangedBlocks) -> ChangedBlocks:
+        """Both reports' blocks: a block counts once, executed when either report executed it."""
+        out = ChangedBlocks(self.ranges, dict(self.blocks))
+        for key, (s, e, hit) in other.blocks.items():
+            old = out.blocks.get(key)
+            out.blocks[key] = (s, e, hit or (old is not None and old[2]))
+        return out
+
+    def summary(self) -> tuple[int, Spans]:
+        """Measured changed lines and the uncovered ones as merged spans (a line is uncovered when any block on it
+        never ran)."""
+        measured: Spans = []
+        uncovered: Spans = []
+        ranges = self.ranges
+        for s, e, hit in self.blocks.values():
+            for lo, hi in ranges:
+                if s <= hi and e >= lo:
+                    span = (s if s > lo else lo, e if e < hi else hi)
+                    measured.append(span)
+                    if not hit:
+                        uncovered.append(span)
+        return span_lines(merge_spans(measured)), merge_spans(uncovered)
+
+
+def _meeting(starts: Sequence[int], ends: Sequence[int], ranges: Ranges) -> list[int]:
+    """Indexes of the blocks [start, end] that share a line with some range (sorted starts: bisect)."""
+    n = len(starts)
+    ordered = sorted(starts)
+    order: list[int] | None = None
+    if ordered != starts:
+        order = sorted(range(n), key=starts.__getitem__)
+        ends = [ends[i] for i in order]
+    ends_sorted = sorted(ends)
+    maxend = ends if ends_sorted == ends else list(accumulate(ends, max))
+    out: list[int] = []
+    for lo, hi in ranges:
+        j = bisect_right(ordered, hi)
+        for k in range(bisect_left(maxend, lo), j):
+            if ends[k] >= lo:
+                out.append(k if order is None else order[k])
+    return out
 
 
 def _sorted_index(starts: list[int], ends: list[int], flags: bytes) -> Index:
@@ -248,6 +328,19 @@ class CoverageData:
     notes: list[str] = field(default_factory=list)
 
 
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """No cycle collection during a bulk read or join: they allocate many short-lived containers and no cycles,
+    and full collections over a big process measured 10-20% of a Go profile's read and join."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 # -- format sniffing -------------------------------------------------------------------------
 
 
@@ -296,11 +389,11 @@ def _show(head: bytes, limit: int = 80) -> str:
     return repr(head[:limit].decode("utf-8", errors="replace")) + ("…" if len(head) > limit else "")
 
 
-def read_coverage(path: Path, fmt: str | None = None) -> CoverageData:
-    """Read one coverage file in any supported format (sniffed unless given)."""
+def read_coverage(path: Path, fmt: str | None = None, want: WantRanges | None = None) -> CoverageData:
+    """Read one coverage file in any supported format (sniffed unless given); `want`: see `read_go_profile`."""
     fmt = fmt or sniff_format(path)
     if fmt == GO:
-        return read_go_profile(path)
+        return read_go_profile(path, want=want)
     if fmt == COBERTURA:
         return read_cobertura(path)
     if fmt == LCOV:
@@ -502,6 +595,72 @@ def _positions_bulk(text: bytes, lines: int) -> tuple[list[int], list[int], byte
     return starts, ends, flags
 
 
+_LANE_ASCII = bytes.maketrans(bytes(range(10)), b"0123456789")
+_LANE_MAX = 10**7  # a field of 8 or more characters does not fit a lane (see _positions_bulk)
+
+
+_KEYS: dict[int, int] = {}
+_VALUES: dict[int, int] = {}
+_CACHED = 1 << 16  # line numbers cached both ways (bounded: at most this many entries each)
+
+
+def _lane_key(n: int) -> int:
+    """A line number as `_lane_positions` gives it: decimal digits, units first, one a byte; order-preserving."""
+    key = _KEYS.get(n)
+    if key is None:
+        if n >= _LANE_MAX:
+            return 1 << 64  # above every lane
+        key = int.from_bytes(str(max(n, 0))[::-1].encode().translate(_LANE_DIGITS), "little")
+        if len(_KEYS) < _CACHED:
+            _KEYS[n] = key
+    return key
+
+
+def _lane_value(key: int) -> int:
+    """The line number of a lane key."""
+    n = _VALUES.get(key)
+    if n is None:
+        n = int(key.to_bytes(8, "little")[::-1].translate(_LANE_ASCII))
+        if len(_VALUES) < _CACHED:
+            _VALUES[key] = n
+    return n
+
+
+def _lane_positions(text: bytes, lines: int) -> tuple[list[int], list[int]] | None:
+    """Start and end lines of one run of block lines as lane keys, in profile order (no decimal decoding).
+
+    The first steps of `_positions_bulk`: each field becomes an 8-byte lane holding its digits
+    units first. Read as a little-endian integer, a lane orders like the number it holds, so
+    comparisons with `_lane_key` bounds need no conversion; only the few blocks kept are decoded.
+    None when a field does not fit a lane or a line holds other characters.
+    """
+    eol = text.find(b"\n")
+    first = text if eol < 0 else text[:eol]
+    colon = first.rfind(b":", 0, first.find(b" "))
+    if colon < 0 or not lines:
+        return None
+    head = first[: colon + 1]
+    head_fields = head.translate(_SEP_TABS, _NOT_SEP_DIGITS)
+    k = head_fields.count(b"\t")
+    per_line = k + 6
+    fields = text.translate(_SEP_TABS, _NOT_SEP_DIGITS)
+    if len(text) - len(fields) != (len(head) - len(head_fields)) * lines:
+        return None
+    rev = fields[-2::-1] + b"\t" if fields.endswith(b"\t") else fields[::-1] + b"\t"
+    expanded = rev.expandtabs(8)
+    if len(expanded) != 8 * per_line * lines:
+        return None
+    view = memoryview(expanded).cast("Q")
+    starts = array("Q", view[per_line - 1 - k :: per_line].tobytes().translate(_LANE_DIGITS))
+    ends = array("Q", view[per_line - 3 - k :: per_line].tobytes().translate(_LANE_DIGITS))
+    if sys.byteorder != "little":
+        starts.byteswap()
+        ends.byteswap()
+    starts.reverse()
+    ends.reverse()
+    return starts.tolist(), ends.tolist()
+
+
 _MASKS: dict[int, tuple[int, int, int]] = {}
 
 
@@ -546,8 +705,9 @@ _RUN = re.compile(rb"((?:[A-Za-z]:)?[^\n:]*+:).*+\n(?:\1.*+\n)*+")
 class _GoReader:
     """Parse a coverprofile stream piece by piece; keep per file only totals and where its lines are."""
 
-    def __init__(self, profile: GoProfile) -> None:
+    def __init__(self, profile: GoProfile, want: WantRanges | None = None) -> None:
         self.profile = profile
+        self.want = want
         self.source = str(profile.path)
         self.mode: bytes | None = None
         self.mode_offset = 0
@@ -656,16 +816,45 @@ class _GoReader:
         fd = self.files.get(name)
         if fd is None:
             fd = self.files[name] = FileData(name="", unit="statements", go_sections=[section])
+            if self.want is not None:
+                ranges = self.want(name.decode("utf-8", errors="replace"))
+                if ranges:
+                    fd.changed = ChangedBlocks(ranges)
         else:
             fd.go_sections.append(section)
             fd.repeated = True
         if nlines > 1 and toks[0] in toks[3::3]:
             # A block listed twice in one run: a file's section repeated back to back (one per test binary).
             fd.repeated = True
+        if fd.changed is not None:
+            self._join(fd.changed, name, text, toks, flags, nlines, pos)
         m, c = fd.go_totals
         fd.go_totals = (m + sum(weights), c + sum(compress(weights, flags)))
         fd.go_blocks += nlines
         return True
+
+    def _join(
+        self, changed: ChangedBlocks, name: bytes, text: bytes, toks: list[bytes], flags: bytes, nlines: int, pos: int
+    ) -> None:
+        """Keep the blocks of this run that meet the file's changed lines (the text is in memory: no second read)."""
+        fast = _lane_positions(text, nlines)
+        if fast is not None:
+            changed.add(toks[0::3], fast[0], fast[1], flags, lanes=True)
+        else:
+            head_len = len(name) + 1
+            try:
+                parts = b" ".join([t[head_len:] for t in toks[0::3]]).translate(_POS_SPLIT).split()
+                if len(parts) != 4 * nlines:
+                    raise ValueError("expected 'line.col,line.col'")
+                starts, ends = list(map(int, parts[0::4])), list(map(int, parts[2::4]))
+                if min(starts) < 1:
+                    raise ValueError("line 0")
+            except ValueError as exc:
+                shown = name.decode("utf-8", errors="replace")
+                raise self.error(
+                    f"block positions of {shown!r} are malformed ({exc}); regenerate the profile", pos
+                ) from exc
+            changed.add(toks[0::3], starts, ends, flags, lanes=False)
 
     def _bad_line(self, text: bytes, pos: int) -> None:
         at = pos
@@ -696,6 +885,8 @@ def merge_files(a: FileData, b: FileData) -> FileData:
     """What two reports say about one file: a block or line counts once, covered when either covers it."""
     if a.is_go and b.is_go:
         out = FileData(name=a.name, unit="statements", go_sections=a.go_sections + b.go_sections, repeated=True)
+        if a.changed is not None and b.changed is not None and a.changed.ranges == b.changed.ranges:
+            out.changed = a.changed.merge(b.changed)
         m, c, blocks = _go_totals(out)
         out.go_totals = (m, c)
         out.go_blocks = blocks
@@ -705,13 +896,18 @@ def merge_files(a: FileData, b: FileData) -> FileData:
     return merge_line_files(a, b)
 
 
-def read_go_profile(path: Path, chunk_size: int = CHUNK) -> CoverageData:
-    """Read a Go coverprofile (set, count or atomic; several concatenated profiles merge), streaming."""
+def read_go_profile(path: Path, chunk_size: int = CHUNK, want: WantRanges | None = None) -> CoverageData:
+    """Read a Go coverprofile (set, count or atomic; several concatenated profiles merge), streaming.
+
+    `want`: the changed line ranges of a file named as in the profile (asked once per file); the
+    blocks meeting them are collected in the same pass (`FileData.changed`), so joining coverage
+    with a diff needs no second read of the profile.
+    """
     source = str(path)
     try:
-        with open(path, "rb") as fh:
+        with open(path, "rb") as fh, paused_gc():
             st = os.fstat(fh.fileno())
-            reader = _GoReader(GoProfile(path, st.st_size, st.st_mtime_ns))
+            reader = _GoReader(GoProfile(path, st.st_size, st.st_mtime_ns), want)
             pending = b""
             while True:
                 chunk = fh.read(chunk_size)
