@@ -189,3 +189,23 @@ def test_long_stream_with_reruns_and_a_skip() -> None:
     assert a2.outcome is Outcome.FLAKY and [a.outcome for a in a2.attempts] == [Outcome.FAILED, Outcome.PASSED]
     assert a2.duration_s == 0.5 and isinstance(a2.attempts[1].duration_s, float)
     assert second.totals.flaky == 1 and second.totals.attempts == 3
+
+
+def test_results_are_usable_in_a_fresh_process_with_deferred_model_build() -> None:
+    """Models defer building (start-up time); results built without validation must still serialize."""
+    import subprocess
+    import sys
+
+    code = (
+        "import json\n"
+        "from itest_mcp.tools.gotest import GoTestParser\n"
+        "from itest_mcp.tools.models import TestResult\n"
+        "p = GoTestParser(module_path='m')\n"
+        "p.feed(json.dumps({'Action': 'run', 'Package': 'm', 'Test': 'T'}).encode())\n"
+        "p.feed(json.dumps({'Action': 'pass', 'Package': 'm', 'Test': 'T', 'Elapsed': 0.1}).encode())\n"
+        "t = p.report().tests[0]\n"
+        "print(TestResult.__pydantic_serializer__.to_json(t).decode())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["attempts"] == [{"outcome": "passed", "duration_s": 0.1, "message": None}]

@@ -682,6 +682,9 @@ def _trusted(cls: type[_ModelT], values: dict[str, object]) -> _ModelT:
     """
     if cls not in _TRUSTED:
         return cls(**values)
+    if not cls.__pydantic_complete__:
+        # Models defer building their validators/serializers (start-up time); nothing here would trigger it.
+        cls.model_rebuild()
     model = _object_new(cls)
     _object_setattr(model, "__dict__", values)
     _object_setattr(model, "__pydantic_fields_set__", set(values))

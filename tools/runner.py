@@ -862,6 +862,8 @@ def _finish(run: _Run, forced: RunStatus | None) -> PhaseRun:
 
 def _write_artifacts(run: _Run, result: PhaseRun, *, junit: bool = True) -> None:
     """tests.jsonl, then run.json (its presence marks a complete folder), then junit.xml."""
+    if not TestResult.__pydantic_complete__:
+        TestResult.model_rebuild()  # deferred build (start-up time); the serializer below needs it done
     serialize = TestResult.__pydantic_serializer__.to_json
     with (run.run_dir / "tests.jsonl").open("wb") as out:
         out.write(b"".join(serialize(test) + b"\n" for test in result.report.tests))
