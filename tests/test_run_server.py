@@ -67,6 +67,8 @@ async def test_run_phase_tool_progress_and_resources(demo: Path) -> None:
         assert data is not None and data["status"] == "failed"
         assert data["report"]["failures"][0]["location"] == {"file": "test/integration/api_client_test.go", "line": 98}
         assert any(total == 4 and done >= 1 for done, total, _ in progress)
+        values = [done for done, _, _ in progress]
+        assert all(b > a for a, b in zip(values, values[1:], strict=False)), values  # MCP: progress increases
         run_id = data["run_id"]
         page = await client.read_resource(f"itest://runs/{run_id}/log?offset=0&limit=100")
         body = json.loads(page.contents[0].text)  # type: ignore[union-attr]

@@ -21,7 +21,6 @@ from pydantic import BaseModel, Field
 
 from .errors import InputError, ItestError
 from .github import RetryPolicy
-from .history import try_record_run
 from .models import Model, PhaseRun, RunStatus
 from .phases import PhaseSet
 from .repo import Project, ensure_not_option
@@ -260,9 +259,7 @@ async def _run_phases(project: Project, phases: list[str], result: WorkflowResul
             result.steps.append(WorkflowStep(name=f"run {name}", status="error", detail=str(exc)))
             result.exit_code = max(result.exit_code, 2)
             continue
-        note = try_record_run(project, run)
-        if note:
-            log.warning("%s", note)
+        # run_phase has recorded the run in history already (or noted why it could not).
         runs.append(run)
         result.run_ids.append(run.run_id)
         t = run.report.totals
