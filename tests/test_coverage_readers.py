@@ -227,3 +227,96 @@ def test_memory_does_not_grow_with_blocks(tmp_path: Path) -> None:
 
     small, big = peak(40), peak(400)  # 20k and 200k blocks over the same 500 files
     assert big < small * 1.3 + 100_000, (small, big)  # kept per block, 10x the blocks would be ~10x
+
+
+# -- the diff joined while the profile streams -------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", ["sorted", "shuffled", "big-numbers", "repeated", "overlapping"])
+def test_streamed_join_matches_the_read_back_query(tmp_path: Path, shape: str) -> None:
+    from itest_mcp.tools.covreaders import merge_spans as merge
+    from itest_mcp.tools.covreaders import span_lines
+
+    rng = random.Random("join-" + shape)
+    lines = ["mode: count"]
+    names = [f"example.com/m/v2.1/p{f}/file_{f}.go" for f in range(5)]
+    for name in names:
+        blocks = []
+        line = 1 if shape != "big-numbers" else 9_999_990
+        for _ in range(80):
+            end = line + rng.randint(0, 4) + (rng.randint(0, 30) if shape == "overlapping" else 0)
+            # Counts of 8+ digits do not fit the 8-byte lanes: "big-numbers" takes the plain path.
+            blocks.append(f"{name}:{line}.{rng.randint(1, 99)},{end}.{rng.randint(1, 99)} {rng.randint(1, 12)} "
+                          f"{rng.choice([0, 0, 1, 7, 123456789 if shape == 'big-numbers' else 70])}")  # fmt: skip
+            line = (line + rng.randint(0, 3)) if shape == "overlapping" else end + rng.randint(0, 3)
+        if shape == "shuffled":
+            rng.shuffle(blocks)
+        if shape == "repeated":
+            blocks += [b.rsplit(" ", 1)[0] + f" {rng.choice([0, 1])}" for b in blocks]
+        lines += blocks
+    p = tmp_path / "c.out"
+    p.write_text("\n".join(lines) + "\n")
+    base = 9_999_990 if shape == "big-numbers" else 0
+    ranges = {n: [(base + 1, base + 3), (base + 40 + i, base + 60 + i), (base + 150, base + 400)]
+              for i, n in enumerate(names[:4])}  # fmt: skip
+    asked: list[str] = []
+    streamed = read_go_profile(p, chunk_size=4096, want=lambda n: asked.append(n) or ranges.get(n))
+    assert sorted(asked) == sorted(names)  # asked once per file
+    plain = read_go_profile(p)
+    for name in names:
+        fd = streamed.files[name]
+        if name not in ranges:
+            assert fd.changed is None
+            continue
+        assert fd.changed is not None and fd.totals() == plain.files[name].totals()
+        expected = _slow_query(p, name, ranges[name])
+        measured = span_lines(merge([s for m, _u in expected for s in m]))
+        uncovered = merge([s for _m, u in expected for s in u])
+        assert fd.changed.summary() == (measured, uncovered), name
+        assert len(fd.changed.blocks) < 80  # only the blocks meeting the changed lines are kept
+
+
+def test_streamed_join_merges_two_profiles(tmp_path: Path) -> None:
+    from itest_mcp.tools.covreaders import merge_files
+
+    a, b = tmp_path / "a.out", tmp_path / "b.out"
+    a.write_text("mode: set\nm/a.go:1.1,3.2 1 0\nm/a.go:4.1,6.2 1 1\nm/a.go:7.1,9.2 1 0\n")
+    b.write_text("mode: set\nm/a.go:1.1,3.2 1 1\nm/a.go:4.1,6.2 1 0\nm/a.go:7.1,9.2 1 0\n")
+    want = {"m/a.go": [(2, 8)]}.get
+    fa = read_go_profile(a, want=want).files["m/a.go"]
+    fb = read_go_profile(b, want=want).files["m/a.go"]
+    merged = merge_files(fa, fb)
+    assert merged.changed is not None
+    assert merged.changed.summary() == (7, [(7, 8)])  # a block counts once, covered when either ran it
+    assert merged.query(2, 8) == ([(2, 8)], [(7, 8)])  # the read-back query agrees
+
+
+def test_streamed_join_reports_malformed_positions_of_a_changed_file(tmp_path: Path) -> None:
+    p = tmp_path / "c.out"
+    p.write_text("mode: set\nm/a.go:1.1,2.2 1 1\nm/a.go:x3.1,4.2 1 0\n")
+    with pytest.raises(CoverageError, match=r"c\.out:2: block positions of 'm/a\.go' are malformed.*regenerate"):
+        read_go_profile(p, want={"m/a.go": [(1, 5)]}.get)
+
+
+def test_streamed_join_memory_does_not_grow_with_blocks(tmp_path: Path) -> None:
+    import tracemalloc
+
+    def peak(blocks_per_file: int) -> int:
+        p = tmp_path / f"j{blocks_per_file}.out"
+        with open(p, "w") as fh:
+            fh.write("mode: set\n")
+            for f in range(300):
+                fh.writelines(f"example.com/m/f{f}.go:{i * 2 + 1}.1,{i * 2 + 2}.5 2 {i % 2}\n"
+                              for i in range(blocks_per_file))  # fmt: skip
+        want = {f"example.com/m/f{f}.go": [(5, 9), (40, 44)] for f in range(0, 300, 2)}.get
+        tracemalloc.start()
+        data = read_go_profile(p, chunk_size=1 << 16, want=want)
+        summaries = [fd.changed.summary() for fd in data.files.values() if fd.changed]
+        used = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        # f0: blocks of 2 lines, every other one run; (5, 9) meets 5-6 (not run), 7-8, 9-10 (not run).
+        assert len(summaries) == 150 and summaries[0] == (10, [(5, 6), (9, 9), (41, 42)])
+        return used
+
+    small, big = peak(40), peak(400)  # 12k and 120k blocks over the same 300 files, half of them changed
+    assert big < small * 1.3 + 100_000, (small, big)

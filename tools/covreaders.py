@@ -162,12 +162,16 @@ class ChangedBlocks:
     ) -> None:
         """Keep the blocks (profile order) that meet a changed range; `lanes`: positions are lane keys."""
         blocks = self.blocks
+        values = _VALUES
         for k in _meeting(starts, ends, self.lane_ranges if lanes else self.ranges):
             key = keys[k]
             old = blocks.get(key)
             if old is None:
-                s, e = (_lane_value(starts[k]), _lane_value(ends[k])) if lanes else (starts[k], ends[k])
-                blocks[key] = (s, e, bool(flags[k]))
+                s, e = starts[k], ends[k]
+                if lanes:
+                    s = values.get(s) or _lane_value(s)
+                    e = values.get(e) or _lane_value(e)
+                blocks[key] = (s, e, flags[k] != 0)
             elif not old[2] and flags[k]:
                 blocks[key] = (old[0], old[1], True)
 
