@@ -1,12 +1,21 @@
 """Bench the JUnit reader (issue 4 "Bars"): speed and peak memory against junitparser and a bare iterparse loop.
 
     python bench/bench_junit.py                 # 1k and 100k testcases, hostile files, a 100 MB file
-    python bench/bench_junit.py --big-mb 1024   # the 1 GB flat-memory run (a few minutes)
+    python bench/bench_junit.py --big-mb 1024   # the 1 GB flat-memory run (about a minute)
 
-Every figure is measured in a fresh subprocess (peak memory is that process's `ru_maxrss`); times are
-the best of --repeat runs. Anchors: `junitparser.JUnitXml.fromfile` + iteration computing the same summary
-(bar: ours >= 2x faster, <= half the peak memory) and a bare `lxml.etree.iterparse` loop that clears as it
-goes and only counts outcomes (the floor; bar: ours within 1.5x). Generated files live in a temp folder.
+Every figure is measured in a fresh subprocess (peak memory is that process's `ru_maxrss`), after imports
+and pydantic's validator building (start-up costs a server pays once). Kinds run in rounds, side by side,
+best of --repeat rounds; wall and CPU time are printed (CPU time is steadier on a shared machine).
+
+    floor           bare `lxml.etree.iterparse` loop that clears as it goes and only counts outcomes (bar: ours <= 1.5x)
+    iterparse-core  the least an iterparse reader does: attributes of every testcase, siblings freed, no merging
+    target-core     the same through a parser target (the approach tools/junit.py takes)
+    ours            `parse_junit_files` as the parse_junit tool calls it: keep_tests=False, first 50 failures
+                    detailed (message, location, excerpt, kind), every failure counted
+    ours-all        the same with every failure detailed
+    ours+tests      every failure detailed and a TestResult per test
+    junitparser     `JUnitXml.fromfile` + iteration computing the same summary (bar: ours >= 2x faster, <= half
+                    the peak memory)
 """
 
 from __future__ import annotations
