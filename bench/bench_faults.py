@@ -25,6 +25,7 @@ import time
 
 import anyio
 from anyio.streams.buffered import BufferedByteReceiveStream
+
 from itest_mcp.tools.fault_profiles import Profile, Upstream
 from itest_mcp.tools.faults import FaultProxy, Message, json_upstream, read_body, read_head
 from itest_mcp.tools.process import run_capture

@@ -6,15 +6,16 @@ import argparse
 from typing import Annotated, Any
 
 import anyio
+from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
+from pydantic import Field
+
 from itest_mcp.server.errors import tool_errors
 from itest_mcp.server.state import ServerState
 from itest_mcp.tools.errors import FaultError, InputError
 from itest_mcp.tools.fault_profiles import ProfileListing, load_fault_config
 from itest_mcp.tools.fault_run import FaultRun, probe_with_faults, run_phase_with_faults
 from itest_mcp.tools.repo import Project
-from mcp.server import MCPServer
-from mcp.server.mcpserver import Context
-from pydantic import Field
 
 
 def _run_options(test: str | None, race: bool | None, count: int | None, timeout_s: float | None) -> Any:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Annotated
 
+from mcp.server import MCPServer
+from pydantic import Field
+
 from itest_mcp.server.errors import tool_errors
 from itest_mcp.server.state import ServerState
 from itest_mcp.tools.errors import InputError
 from itest_mcp.tools.junit import JUnitParseResult, parse_junit_files, parse_junit_paths, run_junit_paths
 from itest_mcp.tools.repo import Project
-from mcp.server import MCPServer
-from pydantic import Field
 
 MAX_FAILURES = 50
 """Failures listed in a tool result; the counts stay complete and the files stay on disk."""

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from mcp.server import MCPServer
+
 from itest_mcp.server.errors import tool_errors
 from itest_mcp.server.state import ServerState
 from itest_mcp.tools.phases import PhaseListing, list_phases
 from itest_mcp.tools.repo import Project
-from mcp.server import MCPServer
 
 
 def register(app: MCPServer, state: ServerState) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import commit_all, git, init_repo
+
 from itest_mcp.tools.errors import InputError, UnsafeArgumentError
 from itest_mcp.tools.gitdiff import RANGES_PER_FILE, collect_changes, scan_changes
 from itest_mcp.tools.repo import open_project

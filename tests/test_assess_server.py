@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from mcp import Client
+
 from itest_mcp.server.app import create_app
 from itest_mcp.server.cli import main
-from mcp import Client
 
 
 @pytest.mark.anyio

@@ -12,6 +12,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+
 from itest_mcp.tools.errors import FaultError
 from itest_mcp.tools.fault_profiles import BUILTIN_PROFILES, Fault, Profile, parse_upstream
 from itest_mcp.tools.fault_report import Verdict, build_report

@@ -7,6 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from mcp import Client
+
 from itest_mcp.server.app import create_app
 from itest_mcp.server.cli import main
 from itest_mcp.tools.errors import ConfigError, FaultError
@@ -16,7 +18,6 @@ from itest_mcp.tools.fault_run import run_phase_with_faults
 from itest_mcp.tools.process import which
 from itest_mcp.tools.repo import open_project
 from itest_mcp.tools.runner import RunOptions
-from mcp import Client
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "faults"
 pytestmark = pytest.mark.timeout(120)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from conftest import git, init_repo
+
 from itest_mcp.tools.errors import NotAGitRepositoryError, PathOutsideRepoError, RepoError, UnsafeArgumentError
 from itest_mcp.tools.repo import ensure_not_option, open_project
 
