@@ -23,7 +23,7 @@ from pydantic import Field
 
 from .config import load_raw_config
 from .errors import ItestError
-from .gitdiff import ChangedFile, ChangeSet, DiffLine, FileLines, LineRange, scan_changes, trusted
+from .gitdiff import ChangedFile, ChangeSet, DiffLine, FileLines, scan_changes, trusted
 from .models import Model
 from .phases import Phase, PhaseSet, Runner, load_phases
 from .repo import Project
@@ -74,16 +74,10 @@ class FileCategory(Model):
     evidence: list[Evidence] = Field(default_factory=list)
 
 
-class FileAssessment(Model):
+class FileAssessment(ChangedFile):
     """One changed file as the assessment sees it."""
 
-    path: str
-    old_path: str | None = None
-    status: str
-    added: int = 0
-    removed: int = 0
-    binary: bool = False
-    ranges: list[LineRange] = Field(default_factory=list)
+    # The ChangedFile fields come first (same order, same JSON); the assessment adds these.
     language: str | None = None
     go_package: str | None = None
     python_module: str | None = None
