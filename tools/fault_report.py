@@ -430,6 +430,13 @@ def _figures(log: ProxyLog, chains: list[RequestChain]) -> RetryFigures:
     return fig
 
 
+def _judged(name: str, evidence: list[str], *, failed: str | None, survived: str) -> EdgeCase:
+    """FAILED with the `failed` summary when there is one, else SURVIVED; the same evidence either way."""
+    if failed is not None:
+        return EdgeCase(name=name, verdict=Verdict.FAILED, summary=failed, evidence=evidence)
+    return EdgeCase(name=name, verdict=Verdict.SURVIVED, summary=survived, evidence=evidence)
+
+
 def _timeouts(log: ProxyLog, fig: RetryFigures) -> EdgeCase:
     name = "connection timeouts"
     if not fig.stalls:
@@ -444,19 +451,14 @@ def _timeouts(log: ProxyLog, fig: RetryFigures) -> EdgeCase:
         for r in log.requests
         if r.outcome in ("stalled", "client-gave-up")
     ][:10]
-    if fig.waited_full_stall:
-        return EdgeCase(
-            name=name,
-            verdict=Verdict.FAILED,
-            summary=f"{fig.waited_full_stall} of {fig.stalls} stalled requests waited out the whole stall: "
-            "the client has no timeout",
-            evidence=evidence,
-        )
-    return EdgeCase(
-        name=name,
-        verdict=Verdict.SURVIVED,
-        summary=f"the client timed out every stalled request (after {_fmt(fig.client_timeout_after_s)} s)",
-        evidence=evidence,
+    return _judged(
+        name,
+        evidence,
+        failed=f"{fig.waited_full_stall} of {fig.stalls} stalled requests waited out the whole stall: "
+        "the client has no timeout"
+        if fig.waited_full_stall
+        else None,
+        survived=f"the client timed out every stalled request (after {_fmt(fig.client_timeout_after_s)} s)",
     )
 
 
@@ -474,19 +476,14 @@ def _intermittent(chains: list[RequestChain], fig: RetryFigures) -> EdgeCase:
             f"{_fmt(fig.reconnect_gaps_s)} s"
         )
     gave_up = [c for c in hit if c.gave_up]
-    if gave_up:
-        return EdgeCase(
-            name=name,
-            verdict=Verdict.FAILED,
-            summary=f"{len(gave_up)} of {len(hit)} failing operations never succeeded "
-            f"(gave up after {', '.join(str(c.attempts) for c in gave_up[:8])} tries)",
-            evidence=evidence,
-        )
-    return EdgeCase(
-        name=name,
-        verdict=Verdict.SURVIVED,
-        summary=f"all {len(hit)} operations that met a fault recovered (at most {fig.max_attempts} tries)",
-        evidence=evidence,
+    return _judged(
+        name,
+        evidence,
+        failed=f"{len(gave_up)} of {len(hit)} failing operations never succeeded "
+        f"(gave up after {', '.join(str(c.attempts) for c in gave_up[:8])} tries)"
+        if gave_up
+        else None,
+        survived=f"all {len(hit)} operations that met a fault recovered (at most {fig.max_attempts} tries)",
     )
 
 
@@ -519,15 +516,11 @@ def _retries(chains: list[RequestChain], fig: RetryFigures) -> EdgeCase:
         problems.append(f"{fig.immediate_retries} retries came within {IMMEDIATE_S * 1000:.0f} ms (no backoff)")
     if fig.retry_after_ignored:
         problems.append(f"retry-after ignored {fig.retry_after_ignored} of {fig.retry_after_asked} times")
-    if problems:
-        return EdgeCase(
-            name=name, verdict=Verdict.FAILED, summary="; ".join(problems) + f" — {figures}", evidence=evidence
-        )
-    return EdgeCase(
-        name=name,
-        verdict=Verdict.SURVIVED,
-        summary=f"backed off between retries and honoured retry-after — {figures}",
-        evidence=evidence,
+    return _judged(
+        name,
+        evidence,
+        failed="; ".join(problems) + f" — {figures}" if problems else None,
+        survived=f"backed off between retries and honoured retry-after — {figures}",
     )
 
 
@@ -542,19 +535,12 @@ def _concurrency(chains: list[RequestChain], fig: RetryFigures) -> EdgeCase:
         f"{fig.queued} queued by the concurrency cap (longest {fig.max_queue_ms:.1f} ms), {fig.rejected} rejected",
     ]
     gave_up = [c for c in chains if c.gave_up]
-    if gave_up:
-        return EdgeCase(
-            name=name,
-            verdict=Verdict.FAILED,
-            summary=f"{len(gave_up)} operations failed while up to {fig.max_in_flight} were in flight",
-            evidence=evidence,
-        )
-    return EdgeCase(
-        name=name,
-        verdict=Verdict.SURVIVED,
-        summary=f"every operation completed with up to {fig.max_in_flight} in flight "
+    return _judged(
+        name,
+        evidence,
+        failed=f"{len(gave_up)} operations failed while up to {fig.max_in_flight} were in flight" if gave_up else None,
+        survived=f"every operation completed with up to {fig.max_in_flight} in flight "
         f"({fig.queued} queued, {fig.rejected} rejected)",
-        evidence=evidence,
     )
 
 
