@@ -54,24 +54,29 @@ class GoGraph:
 
     def path_to(self, starts: list[str], target: str) -> list[str] | None:
         """The shortest import chain from one of `starts` to `target` (both ends included), or None."""
-        parent: dict[str, str | None] = {}
-        queue: deque[str] = deque()
-        for start in starts:
-            if start in self.packages and start not in parent:
-                parent[start] = None
-                queue.append(start)
-        while queue:
-            current = queue.popleft()
-            if current == target:
-                chain = [current]
-                while (prev := parent[chain[-1]]) is not None:
-                    chain.append(prev)
-                return list(reversed(chain))
-            for nxt in self.imports.get(current, []):
-                if nxt not in parent:
-                    parent[nxt] = current
-                    queue.append(nxt)
-        return None
+        return _shortest_chain(self.imports, [start for start in starts if start in self.packages], target)
+
+
+def _shortest_chain(imports: dict[str, list[str]], starts: list[str], target: str) -> list[str] | None:
+    """Breadth-first: the shortest chain from one of `starts` to `target` along `imports` (both ends included)."""
+    parent: dict[str, str | None] = {}
+    queue: deque[str] = deque()
+    for start in starts:
+        if start not in parent:
+            parent[start] = None
+            queue.append(start)
+    while queue:
+        current = queue.popleft()
+        if current == target:
+            chain = [current]
+            while (prev := parent[chain[-1]]) is not None:
+                chain.append(prev)
+            return list(reversed(chain))
+        for nxt in imports.get(current, []):
+            if nxt not in parent:
+                parent[nxt] = current
+                queue.append(nxt)
+    return None
 
 
 def find_go_module(project: Project) -> tuple[str, str] | None:
@@ -197,20 +202,7 @@ class PyGraph:
 
     def path_to(self, start: str, target: str) -> list[str] | None:
         """The shortest import chain (paths) from file `start` to file `target`, or None."""
-        parent: dict[str, str | None] = {start: None}
-        queue: deque[str] = deque([start])
-        while queue:
-            current = queue.popleft()
-            if current == target:
-                chain = [current]
-                while (prev := parent[chain[-1]]) is not None:
-                    chain.append(prev)
-                return list(reversed(chain))
-            for nxt in self.imports.get(current, []):
-                if nxt not in parent:
-                    parent[nxt] = current
-                    queue.append(nxt)
-        return None
+        return _shortest_chain(self.imports, [start], target)
 
 
 def _raw_imports(source: bytes, module: str, is_package: bool) -> list[str]:
