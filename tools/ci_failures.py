@@ -148,6 +148,14 @@ class _State:
     pending_pkg: list[FailingTest] = field(default_factory=list)
     last_fail: _GoFail | None = None
 
+    def add_crash(self, kind: str, message: str, block: list[str]) -> None:
+        """A panic or data race in the running Go test; its package is filled in when the package line comes."""
+        test = FailingTest(
+            name=self.running or "(unknown test)", framework="go", kind=kind, message=message, excerpt="\n".join(block)
+        )
+        self.items.append(test)
+        self.pending_pkg.append(test)
+
 
 def strip_timestamps(text: str) -> list[str]:
     """The log's lines without GitHub's per-line timestamps."""
@@ -204,27 +212,11 @@ def parse_job_log(text: str, *, truncated: bool = False) -> list[FailingTest]:
             frames = [f"{fm.group(1)}:{fm.group(2)}" for b in block if (fm := _RACE_FRAME.match(b))]
             first = next((b.strip() for b in block[1:] if b.strip()), "")
             where = f" at {_RUNNER_PATH.sub('', frames[0])}" if frames else ""
-            test = FailingTest(
-                name=st.running or "(unknown test)",
-                framework="go",
-                kind="data-race",
-                message=f"data race{where}: {first}",
-                excerpt="\n".join(block),
-            )
-            st.items.append(test)
-            st.pending_pkg.append(test)
+            st.add_crash("data-race", f"data race{where}: {first}", block)
             continue
         elif (m := _PANIC.match(line)) is not None:
             block, i = _until(lines, i, lambda s: s.startswith(("FAIL", "ok ", "##[")), 30, include=False)
-            test = FailingTest(
-                name=st.running or "(unknown test)",
-                framework="go",
-                kind="panic",
-                message=f"panic: {m.group(1)}",
-                excerpt="\n".join(block),
-            )
-            st.items.append(test)
-            st.pending_pkg.append(test)
+            st.add_crash("panic", f"panic: {m.group(1)}", block)
             continue
         elif st.last_fail is not None and st.last_fail.collecting:
             if line.startswith("    ") and line.strip():
