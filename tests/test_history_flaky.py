@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
-from types import ModuleType
 
 import pytest
+from helpers_history import factory
 
 from itest_mcp.server.cli import main
 from itest_mcp.tools import flaky, history
@@ -16,17 +14,6 @@ from itest_mcp.tools.flaky import TestStatus
 from itest_mcp.tools.models import Outcome
 from itest_mcp.tools.repo import Project, open_project
 
-
-def _load_factory() -> ModuleType:
-    path = Path(__file__).parent / "fixtures" / "history" / "factory.py"
-    spec = importlib.util.spec_from_file_location("history_factory", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-factory = _load_factory()
 PASS, FAIL = Outcome.PASSED, Outcome.FAILED
 
 

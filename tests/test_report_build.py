@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-from datetime import UTC, datetime
-from pathlib import Path
-from types import ModuleType
 
 import pytest
+from helpers_history import NOW, factory
 
 from itest_mcp.server.app import create_app
 from itest_mcp.server.cli import main
@@ -20,18 +17,6 @@ from itest_mcp.tools.repo import Project, open_project
 from itest_mcp.tools.report import Cause, build_report, classify, render_markdown
 from itest_mcp.tools.results_store import save_error, save_latest
 
-
-def _load_factory() -> ModuleType:
-    path = Path(__file__).parent / "fixtures" / "history" / "factory.py"
-    spec = importlib.util.spec_from_file_location("history_factory", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-factory = _load_factory()
-NOW = datetime(2025, 2, 1, 9, 30, tzinfo=UTC)
 PASS, FAIL = Outcome.PASSED, Outcome.FAILED
 
 

@@ -3,15 +3,12 @@ restate failures, new-test ideas from two sources, an unreachable GitHub API."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import socket
 import time
-from datetime import UTC, datetime
-from pathlib import Path
-from types import ModuleType
 
 import pytest
+from helpers_history import NOW, factory
 
 from itest_mcp.tools import history, report
 from itest_mcp.tools.github_validate import validate_github_api
@@ -22,18 +19,6 @@ from itest_mcp.tools.report import build_report, phase_covers, render_markdown
 from itest_mcp.tools.results_store import save_latest
 from itest_mcp.tools.workflow import GITHUB_POLICY
 
-
-def _load_factory() -> ModuleType:
-    path = Path(__file__).parent / "fixtures" / "history" / "factory.py"
-    spec = importlib.util.spec_from_file_location("history_factory_dedupe", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-factory = _load_factory()
-NOW = datetime(2025, 2, 1, 9, 30, tzinfo=UTC)
 FAIL = Outcome.FAILED
 PKG = "example.com/demo/test/integration"
 

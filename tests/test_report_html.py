@@ -2,35 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shutil
 import subprocess
-from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from helpers_history import NOW, factory
 
 from itest_mcp.tools import history
 from itest_mcp.tools.models import Outcome
 from itest_mcp.tools.repo import Project, open_project
 from itest_mcp.tools.report import build_report
 from itest_mcp.tools.report_html import render_html
-
-
-def _load_factory() -> ModuleType:
-    path = Path(__file__).parent / "fixtures" / "history" / "factory.py"
-    spec = importlib.util.spec_from_file_location("history_factory", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-factory = _load_factory()
-NOW = datetime(2025, 2, 1, 9, 30, tzinfo=UTC)
 
 # Injected before the page's own script: records any error, then (after our sort script ran)
 # clicks the Duration header of the slowest-tests table and checks that the rows were re-ordered.
