@@ -890,22 +890,31 @@ async def _complete(run: _Run, result: PhaseRun) -> None:
 
     import anyio
 
-    from .history import try_record_run
+    from .history import checkpoint, try_record_run
 
     _write_artifacts(run, result, junit=False)
     outcome: list[str | None] = []
+    answered = threading.Event()
 
     def record() -> None:
         try:
             outcome.append(try_record_run(run.project, result))
         except Exception as exc:  # noqa: BLE001 - history must never cost the caller the run's result
             outcome.append(f"not recorded in history: {type(exc).__name__}: {exc}")
+        finally:
+            answered.set()
+        # After the answer, off the caller's path: copy the WAL into history.db so an idle server leaves a
+        # whole file (history keeps its connection open between runs). Failing here loses nothing.
+        try:
+            checkpoint(run.project)
+        except Exception:  # noqa: BLE001 - the run is recorded; the next checkpoint catches up
+            pass
 
     # SQLite does its work outside the GIL: the history write overlaps with writing junit.xml.
     recorder = threading.Thread(target=record, name=f"itest-history-{run.run_id}", daemon=True)
     recorder.start()
     _write_junit(run, result)
-    await anyio.to_thread.run_sync(recorder.join)
+    await anyio.to_thread.run_sync(answered.wait)
     note = outcome[0] if outcome else "not recorded in history: the history writer stopped without an answer"
     if note:
         result.notes.append(note)
