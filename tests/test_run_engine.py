@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import time
@@ -12,33 +11,22 @@ from pathlib import Path
 
 import anyio
 import pytest
+from helpers_run import committed, demo_copy, processes_with_run_dir
 
 from itest_mcp.tools.errors import ToolNotFoundError, UnknownPhaseError, UnsafeArgumentError
 from itest_mcp.tools.models import Outcome, RunStatus
 from itest_mcp.tools.repo import Project, open_project
 from itest_mcp.tools.runner import RUN_ID, RunOptions, run_phase
 
-ROOT = Path(__file__).resolve().parent.parent
-DEMO = ROOT / "examples" / "demo"
 GOMOD = Path(__file__).resolve().parent / "fixtures" / "run" / "gomod"
 
 pytestmark = pytest.mark.slow
 
 
-def _git_init(path: Path) -> None:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@e", "GIT_CONFIG_NOSYSTEM": "1"}  # fmt: skip
-    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "init"]):
-        subprocess.run(["git", *args], cwd=path, env=env, check=True, capture_output=True)
-
-
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Project:
     """One demo copy for the module: every run gets its own run folder, so sharing is safe."""
-    target = tmp_path_factory.mktemp("run") / "demo"
-    shutil.copytree(DEMO, target, ignore=shutil.ignore_patterns(".itest", "__pycache__", ".pytest_cache"))
-    _git_init(target)
-    return open_project(target)
+    return open_project(demo_copy(tmp_path_factory.mktemp("run") / "demo"))
 
 
 PHASES = """
@@ -86,31 +74,11 @@ def fixtures(tmp_path_factory: pytest.TempPathFactory) -> Project:
     for name in ("compile_error", "hang", "bigout", "notests"):
         shutil.copytree(GOMOD / name, target / name, ignore=shutil.ignore_patterns("go.mod"))
     (target / "itest.toml").write_text(PHASES, encoding="utf-8")
-    _git_init(target)
-    return open_project(target)
+    return open_project(committed(target))
 
 
 def run(project: Project, phase: str, **options: object) -> object:
     return anyio.run(lambda: run_phase(project, phase, RunOptions(**options)))  # type: ignore[arg-type]
-
-
-def processes_with_run_dir(prefix: str) -> list[int]:
-    """Pids whose environment has ITEST_RUN_DIR under `prefix` (go and its test binaries inherit it)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as handle:
-                env = handle.read()
-            with open(f"/proc/{entry}/stat", "rb") as handle:
-                if handle.read().rsplit(b")", 1)[1].split()[0] == b"Z":
-                    continue
-        except OSError:
-            continue
-        if f"ITEST_RUN_DIR={prefix}".encode() in env:
-            found.append(int(entry))
-    return found
 
 
 # -- the demo ------------------------------------------------------------------------------------

@@ -3,51 +3,23 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import time
 from pathlib import Path
 
 import anyio
 import pytest
+from helpers_run import demo_copy, hang_project, processes_with_run_dir
 from mcp import Client
 
 from itest_mcp.server.app import create_app
 from itest_mcp.server.cli import main
 
-DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo"
-HANG = Path(__file__).resolve().parent / "fixtures" / "run" / "gomod" / "hang"
-
 pytestmark = pytest.mark.slow
-
-
-def _git_init(path: Path) -> None:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@e", "GIT_CONFIG_NOSYSTEM": "1"}  # fmt: skip
-    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "init"]):
-        subprocess.run(["git", *args], cwd=path, env=env, check=True, capture_output=True)
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    target = tmp_path_factory.mktemp("srv") / "demo"
-    shutil.copytree(DEMO, target, ignore=shutil.ignore_patterns(".itest", "__pycache__", ".pytest_cache"))
-    _git_init(target)
-    return target
-
-
-def _pids_with_env(prefix: str) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/environ", "rb") as handle:
-                    if f"ITEST_RUN_DIR={prefix}".encode() in handle.read():
-                        found.append(int(entry))
-            except OSError:
-                continue
-    return found
+    return demo_copy(tmp_path_factory.mktemp("srv") / "demo")
 
 
 @pytest.mark.anyio
@@ -82,10 +54,7 @@ async def test_run_phase_tool_progress_and_resources(demo: Path) -> None:
 
 @pytest.mark.anyio
 async def test_cancel_through_client_leaves_no_process(tmp_path: Path) -> None:
-    project = tmp_path / "hang"
-    shutil.copytree(HANG, project)
-    (project / "itest.toml").write_text('[phases.hang]\nrunner = "go"\nrace = false\n', encoding="utf-8")
-    _git_init(project)
+    project = hang_project(tmp_path)
     prefix = str(project / ".itest" / "runs")
     app = create_app(project)
     async with Client(app) as client:
@@ -93,15 +62,15 @@ async def test_cancel_through_client_leaves_no_process(tmp_path: Path) -> None:
             tg.start_soon(client.call_tool, "run_phase", {"phase": "hang"})
             deadline = time.monotonic() + 30
             # Wait until the hanging test binary runs (go and the binary both carry ITEST_RUN_DIR).
-            while len(_pids_with_env(prefix)) < 2 and time.monotonic() < deadline:
+            while len(processes_with_run_dir(prefix)) < 2 and time.monotonic() < deadline:
                 await anyio.sleep(0.1)
-            assert _pids_with_env(prefix), "the phase never started"
+            assert processes_with_run_dir(prefix), "the phase never started"
             await anyio.sleep(0.5)
             tg.cancel_scope.cancel()
     stop = time.monotonic() + 3
-    while _pids_with_env(prefix) and time.monotonic() < stop:
+    while processes_with_run_dir(prefix) and time.monotonic() < stop:
         await anyio.sleep(0.05)
-    assert _pids_with_env(prefix) == []
+    assert processes_with_run_dir(prefix) == []
     runs = list((project / ".itest" / "runs").iterdir())
     assert json.loads((runs[0] / "run.json").read_text())["status"] == "cancelled"
 

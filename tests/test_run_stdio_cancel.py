@@ -9,30 +9,16 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import anyio
 import pytest
+from helpers_run import hang_project, processes_with_run_dir
 from mcp import Client, StdioServerParameters
 
-HANG = Path(__file__).resolve().parent / "fixtures" / "run" / "gomod" / "hang"
-
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")]
-
-
-def _hang_project(tmp_path: Path) -> Path:
-    project = tmp_path / "hang"
-    shutil.copytree(HANG, project)
-    (project / "itest.toml").write_text('[phases.hang]\nrunner = "go"\nrace = false\n', encoding="utf-8")
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@e", "GIT_CONFIG_NOSYSTEM": "1"}  # fmt: skip
-    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "init"]):
-        subprocess.run(["git", *args], cwd=project, env=env, check=True, capture_output=True)
-    return project
 
 
 def _server(project: Path) -> StdioServerParameters:
@@ -44,21 +30,7 @@ def _server(project: Path) -> StdioServerParameters:
 
 def _run_pids(project: Path) -> list[int]:
     """Live processes started for a run of `project` (go and its test binaries carry ITEST_RUN_DIR)."""
-    marker = f"ITEST_RUN_DIR={project / '.itest' / 'runs'}".encode()
-    found: list[int] = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as handle:
-                environ = handle.read()
-            with open(f"/proc/{entry}/stat", "rb") as handle:
-                state = handle.read().rsplit(b")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if marker in environ and state != b"Z":
-            found.append(int(entry))
-    return found
+    return processes_with_run_dir(str(project / ".itest" / "runs"))
 
 
 def _comm(pid: int) -> str:
@@ -99,7 +71,7 @@ def _run_json(project: Path) -> dict[str, object]:
 
 @pytest.mark.anyio
 async def test_cancelled_call_kills_the_phase_and_the_server_keeps_serving(tmp_path: Path) -> None:
-    project = _hang_project(tmp_path)
+    project = hang_project(tmp_path)
     outcome: list[bool] = []
     async with Client(_server(project)) as client:
         async with anyio.create_task_group() as tg:
@@ -130,7 +102,7 @@ async def test_cancelled_call_kills_the_phase_and_the_server_keeps_serving(tmp_p
 
 @pytest.mark.anyio
 async def test_client_disconnect_mid_call_kills_the_phase(tmp_path: Path) -> None:
-    project = _hang_project(tmp_path)
+    project = hang_project(tmp_path)
     errors: list[BaseException] = []
     with anyio.fail_after(60):
         async with anyio.create_task_group() as tg:
