@@ -556,14 +556,11 @@ def _go_index(fd: FileData, text: bytes | None) -> Index:
     return _sorted_index(starts, ends, flags)
 
 
-def _positions_bulk(text: bytes, lines: int) -> tuple[list[int], list[int], bytes] | None:
-    """Start lines, end lines and executed flags of one run of block lines, with no per-number Python work.
+def _lanes(text: bytes, lines: int) -> tuple[memoryview, int, int] | None:
+    """One run of block lines, reversed, as 8-byte lanes: (the lanes, fields per line, fields the file name leaves).
 
-    Every separator becomes a tab and everything but digits goes; reversed, each field ends in
-    a tab, so `expandtabs(8)` gives every field 8 bytes: its digits reversed (units first) and
-    space padding. Strided views pick the wanted fields and a few big-integer operations turn
-    eight little-endian decimal digits into one 64-bit integer at a time (SWAR). None (use the
-    slow path) when a field is longer than 7 characters or a line holds other characters.
+    Field f of line L sits at lane (lines - 1 - L) * per_line + per_line - 1 - f. None when a field
+    is longer than 7 characters or a line holds other characters (see `_positions_bulk`).
     """
     eol = text.find(b"\n")
     first = text if eol < 0 else text[:eol]
@@ -581,10 +578,25 @@ def _positions_bulk(text: bytes, lines: int) -> tuple[list[int], list[int], byte
     # Each field must end with a tab once reversed; the trailing newline's tab moves to the end.
     rev = fields[-2::-1] + b"\t" if fields.endswith(b"\t") else fields[::-1] + b"\t"
     expanded = rev.expandtabs(8)
-    n = lines
-    if len(expanded) != 8 * per_line * n:
+    if len(expanded) != 8 * per_line * lines:
         return None
-    view = memoryview(expanded).cast("Q")
+    return memoryview(expanded).cast("Q"), per_line, k
+
+
+def _positions_bulk(text: bytes, lines: int) -> tuple[list[int], list[int], bytes] | None:
+    """Start lines, end lines and executed flags of one run of block lines, with no per-number Python work.
+
+    Every separator becomes a tab and everything but digits goes; reversed, each field ends in
+    a tab, so `expandtabs(8)` gives every field 8 bytes: its digits reversed (units first) and
+    space padding. Strided views pick the wanted fields and a few big-integer operations turn
+    eight little-endian decimal digits into one 64-bit integer at a time (SWAR). None (use the
+    slow path) when a field is longer than 7 characters or a line holds other characters.
+    """
+    laid = _lanes(text, lines)
+    if laid is None:
+        return None
+    view, per_line, k = laid
+    n = lines
     # Reversed: field f of line L sits at lane (n - 1 - L) * per_line + per_line - 1 - f.
     values = _decimal_lanes(view[per_line - 1 - k :: per_line].tobytes() + view[per_line - 3 - k :: per_line].tobytes())
     x = int.from_bytes(view[0::per_line].tobytes().translate(_LANE_DIGITS), "little")
@@ -638,23 +650,10 @@ def _lane_positions(text: bytes, lines: int) -> tuple[list[int], list[int]] | No
     comparisons with `_lane_key` bounds need no conversion; only the few blocks kept are decoded.
     None when a field does not fit a lane or a line holds other characters.
     """
-    eol = text.find(b"\n")
-    first = text if eol < 0 else text[:eol]
-    colon = first.rfind(b":", 0, first.find(b" "))
-    if colon < 0 or not lines:
+    laid = _lanes(text, lines)
+    if laid is None:
         return None
-    head = first[: colon + 1]
-    head_fields = head.translate(_SEP_TABS, _NOT_SEP_DIGITS)
-    k = head_fields.count(b"\t")
-    per_line = k + 6
-    fields = text.translate(_SEP_TABS, _NOT_SEP_DIGITS)
-    if len(text) - len(fields) != (len(head) - len(head_fields)) * lines:
-        return None
-    rev = fields[-2::-1] + b"\t" if fields.endswith(b"\t") else fields[::-1] + b"\t"
-    expanded = rev.expandtabs(8)
-    if len(expanded) != 8 * per_line * lines:
-        return None
-    view = memoryview(expanded).cast("Q")
+    view, per_line, k = laid
     starts = array("Q", view[per_line - 1 - k :: per_line].tobytes().translate(_LANE_DIGITS))
     ends = array("Q", view[per_line - 3 - k :: per_line].tobytes().translate(_LANE_DIGITS))
     if sys.byteorder != "little":
