@@ -208,16 +208,22 @@ def test_malformed_positions_are_reported_when_read(tmp_path: Path) -> None:
         fd.query(1, 10)
 
 
+def _many_blocks(p: Path, files: int, blocks_per_file: int) -> Path:
+    """A Go profile of `files` files (example.com/m/f<N>.go) of two-line blocks, every other one covered."""
+    with open(p, "w") as fh:
+        fh.write("mode: set\n")
+        for f in range(files):
+            fh.writelines(
+                f"example.com/m/f{f}.go:{i * 2 + 1}.1,{i * 2 + 2}.5 2 {i % 2}\n" for i in range(blocks_per_file)
+            )
+    return p
+
+
 def test_memory_does_not_grow_with_blocks(tmp_path: Path) -> None:
     import tracemalloc
 
     def peak(blocks_per_file: int) -> int:
-        p = tmp_path / f"p{blocks_per_file}.out"
-        with open(p, "w") as fh:
-            fh.write("mode: set\n")
-            for f in range(500):
-                fh.writelines(f"example.com/m/f{f}.go:{i * 2 + 1}.1,{i * 2 + 2}.5 2 {i % 2}\n"
-                              for i in range(blocks_per_file))  # fmt: skip
+        p = _many_blocks(tmp_path / f"p{blocks_per_file}.out", 500, blocks_per_file)
         tracemalloc.start()
         data = read_go_profile(p, chunk_size=1 << 16)
         query_files([(fd, [(1, 50)]) for fd in data.files.values()])
@@ -302,12 +308,7 @@ def test_streamed_join_memory_does_not_grow_with_blocks(tmp_path: Path) -> None:
     import tracemalloc
 
     def peak(blocks_per_file: int) -> int:
-        p = tmp_path / f"j{blocks_per_file}.out"
-        with open(p, "w") as fh:
-            fh.write("mode: set\n")
-            for f in range(300):
-                fh.writelines(f"example.com/m/f{f}.go:{i * 2 + 1}.1,{i * 2 + 2}.5 2 {i % 2}\n"
-                              for i in range(blocks_per_file))  # fmt: skip
+        p = _many_blocks(tmp_path / f"j{blocks_per_file}.out", 300, blocks_per_file)
         want = {f"example.com/m/f{f}.go": [(5, 9), (40, 44)] for f in range(0, 300, 2)}.get
         tracemalloc.start()
         data = read_go_profile(p, chunk_size=1 << 16, want=want)
