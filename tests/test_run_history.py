@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
+import threading
 from pathlib import Path
 
 import anyio
@@ -67,3 +69,36 @@ def test_unwritable_history_becomes_a_note_and_the_run_is_kept(tmp_path: Path) -
     saved = json.loads((project.root / result.artifacts.run_dir / "run.json").read_text(encoding="utf-8"))
     assert saved["notes"] == result.notes
     assert (project.root / result.artifacts.run_dir / "tests.jsonl").read_text(encoding="utf-8").count("\n") == 1
+
+
+def _join_recorder(run_id: str) -> None:
+    """Wait for the runner's history thread, which checkpoints after the run's answer is returned."""
+    for thread in threading.enumerate():
+        if thread.name == f"itest-history-{run_id}":
+            thread.join(10)
+            assert not thread.is_alive()
+
+
+def test_runner_leaves_one_whole_history_file_and_survives_its_deletion(tmp_path: Path) -> None:
+    project = _demo_copy(tmp_path)
+    options = RunOptions(test="TestAPIClientGetRepo", race=False)
+    first = anyio.run(lambda: run_phase(project, "api-client", options))
+    _join_recorder(first.run_id)
+    db = db_path(project)
+    wal = Path(f"{db}-wal")
+    # The connection stays cached, but its WAL is checkpointed and emptied: history.db alone holds the run.
+    assert not wal.exists() or wal.stat().st_size == 0
+    alone = tmp_path / "alone.db"
+    shutil.copyfile(db, alone)
+    conn = sqlite3.connect(alone)
+    try:
+        assert conn.execute("SELECT run_id FROM runs").fetchall() == [(first.run_id,)]
+    finally:
+        conn.close()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)  # `rm .itest/history.db*` while the process lives
+    second = anyio.run(lambda: run_phase(project, "api-client", options))
+    assert second.status is RunStatus.PASSED
+    assert not [n for n in second.notes if "history" in n]
+    with connect(project) as conn:
+        assert [r.run_id for r in recent_runs(conn)] == [second.run_id]

@@ -304,6 +304,7 @@ class _Handle:
 
 
 POOL_SIZE = 4
+CHECKPOINT_WAIT_S = 1.0
 _POOL: dict[str, _Handle] = {}
 _POOL_LOCK = threading.Lock()
 # Connections inherited over fork(): never used or closed by the child (SQLite forbids both).
@@ -323,8 +324,10 @@ def close_connections() -> None:
         handles = list(_POOL.values())
         _POOL.clear()
     for handle in handles:
-        with handle.lock:
+        # A thread still inside a call (a checkpoint waiting on another process) keeps its connection.
+        if handle.lock.acquire(timeout=CHECKPOINT_WAIT_S):
             handle.close()
+            handle.lock.release()
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)
@@ -740,8 +743,13 @@ def checkpoint(project: Project) -> None:
     or deleted while the server idles without losing what it recorded, and no stale `-wal` is left for a file
     put in its place. The runner calls this after it has the run's answer, off the caller's path.
     """
-    with connect(project) as conn:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    with _session(project) as handle:
+        # TRUNCATE waits for readers; a reader in another process must not hold this thread (or exit) for long.
+        handle.conn.execute(f"PRAGMA busy_timeout = {int(min(handle.timeout, CHECKPOINT_WAIT_S) * 1000)}")
+        try:
+            handle.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            handle.conn.execute(f"PRAGMA busy_timeout = {int(handle.timeout * 1000)}")
 
 
 def try_record_run(project: Project, run: PhaseRun) -> str | None:
