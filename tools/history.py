@@ -389,12 +389,10 @@ def _checkout(path: str, shown: str, timeout: float) -> tuple[_Handle, bool]:
                 # One indexed row: another itest-mcp may have migrated the file since the last use.
                 _migrate(handle.conn, shown)
             except BaseException:
-                _discard(path, handle)
+                _checkin(path, handle, pooled=True, healthy=False)
                 raise
             return handle, True
-        if current is None or current[:2] != handle.ident[:2]:
-            _empty_wal(handle)
-        _discard(path, handle)
+        _checkin(path, handle, pooled=True, healthy=False)  # deleted, replaced or rewritten since the last use
     handle = _open(path, shown, timeout)
     handle.lock.acquire()
     evicted: list[_Handle] = []
@@ -422,6 +420,7 @@ def _empty_wal(handle: _Handle) -> None:
     is now at the path when that is next opened; SQLite cannot tell the two files apart.
     """
     try:
+        handle.conn.execute(f"PRAGMA busy_timeout = {int(min(handle.timeout, CHECKPOINT_WAIT_S) * 1000)}")
         handle.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
     except sqlite3.Error:
         pass  # busy in another process, which must then do the same; nothing more to do from here
@@ -436,14 +435,22 @@ def _discard(path: str, handle: _Handle) -> None:
 
 
 def _checkin(path: str, handle: _Handle, pooled: bool, healthy: bool) -> None:
-    if not pooled:
-        handle.close()
-        handle.lock.release()
-    elif healthy and not handle.conn.in_transaction and (ident := _identity(path)) is not None:
+    """Return a connection after use: keep it cached if it is fine, else close it (emptying a moved file's WAL)."""
+    conn = handle.conn
+    if conn.in_transaction:  # an error or a cancel between BEGIN and COMMIT
+        healthy = False
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+    ident = _identity(path)
+    if ident is None or ident[:2] != handle.ident[:2]:
+        _empty_wal(handle)
+    elif pooled and healthy:
         handle.ident = ident  # this use's own checkpoints changed the file; another's next time means a reconnect
         handle.lock.release()
-    else:
-        _discard(path, handle)
+        return
+    _discard(path, handle)
 
 
 @contextmanager
