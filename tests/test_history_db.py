@@ -458,3 +458,15 @@ def test_import_names_the_bad_line_of_tests_jsonl(project: Project, line: bytes,
     assert len(summary.problems) == 1
     assert f".itest/runs/{factory.run_id_at(1)}/tests.jsonl:2 is not a test result" in summary.problems[0]
     assert why in summary.problems[0]
+
+
+def test_cached_connections_are_bounded_and_an_evicted_project_reconnects(make_repo) -> None:  # type: ignore[no-untyped-def]
+    history.close_connections()
+    projects = [open_project(make_repo({"README.md": "x\n"}, name=f"p{i}")) for i in range(history.POOL_SIZE + 2)]
+    for index, project in enumerate(projects):
+        history.record_run(project, _run(index))
+    assert len(history._POOL) == history.POOL_SIZE
+    assert str(history.db_path(projects[0])) not in history._POOL  # least recently used went first
+    history.record_run(projects[0], _run(100))
+    assert _runs_and_names(history.db_path(projects[0]))[0] == [factory.run_id_at(0), factory.run_id_at(100)]
+    assert len(history._POOL) == history.POOL_SIZE
