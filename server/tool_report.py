@@ -216,6 +216,11 @@ def add_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="SECONDS",
         help=f"budget of the GitHub validation step (default {GITHUB_TIMEOUT_S:g}; unreachable API: a finding)",
     )
+    workflow.add_argument(
+        "--all-phases",
+        action="store_true",
+        help="run every go/pytest phase (a baseline) instead of the recommended ones",
+    )
     workflow.set_defaults(handler=_cli_workflow)
 
 
@@ -253,7 +258,14 @@ def _cli_workflow(args: argparse.Namespace, project: Project) -> int:
         print(f"… {message}", file=sys.stderr, flush=True)
 
     async def main() -> int:
-        result = await run_workflow(project, args.base, say=say, github_timeout_s=args.github_timeout, only=args.phase)
+        result = await run_workflow(
+            project,
+            args.base,
+            say=say,
+            github_timeout_s=args.github_timeout,
+            only=args.phase,
+            all_phases=args.all_phases,
+        )
         if args.json:
             print(result.model_dump_json(indent=2))
             return result.exit_code

@@ -110,3 +110,27 @@ def test_cli_workflow_refuses_a_bad_phase_and_timeout(demo_repo: Path, capsys: p
 async def test_workflow_refuses_an_option_like_phase(demo_repo: Path) -> None:
     with pytest.raises(InputError, match="phase"):
         await run_workflow(open_project(demo_repo), only=["--exec=sh"])
+
+
+def test_unchanged_fresh_clone_gets_a_baseline_and_later_runs_do_not(demo_repo: Path) -> None:
+    """The README's first command on a fresh clone: nothing changed, nothing ran yet."""
+    from conftest import commit_all
+
+    from itest_mcp.tools.changes import assess_changes
+    from itest_mcp.tools.repo import open_project
+    from itest_mcp.tools.workflow import WorkflowResult, _phases_to_run
+
+    readme = demo_repo / "README.md"
+    readme.write_text(readme.read_text() + "\nA docs-only change.\n")
+    commit_all(demo_repo, "docs")
+    project = open_project(demo_repo)
+    assessment = assess_changes(project, import_graph=False)
+    assert assessment.recommended == []
+    result = WorkflowResult()
+    names = _phases_to_run(project, assessment, result)
+    assert names == ["python-integration", "performance", "all"]
+    assert any("baseline" in step.detail for step in result.steps)
+    (project.runs_dir / "20260101T000000Z-all-0000").mkdir()
+    assert _phases_to_run(project, assessment, WorkflowResult()) == []
+    forced = _phases_to_run(project, assessment, WorkflowResult(), all_phases=True)
+    assert forced == names

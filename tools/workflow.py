@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 from .errors import InputError, ItestError
 from .github import RetryPolicy
 from .models import Model, PhaseRun, RunStatus
-from .phases import PhaseSet
+from .phases import PhaseSet, Runner
 from .repo import Project, ensure_not_option
 from .report import Report, build_report, phase_covers
 from .results_store import save_error, save_latest
@@ -94,6 +94,7 @@ async def run_workflow(
     github_timeout_s: float = GITHUB_TIMEOUT_S,
     only: list[str] | None = None,
     wide_phase_min: int = WIDE_PHASE_MIN,
+    all_phases: bool = False,
 ) -> WorkflowResult:
     """Run the whole integration-test workflow once and build the report."""
     say = say or _quiet
@@ -108,7 +109,9 @@ async def run_workflow(
         _check_phase_names(project, only)
     result = WorkflowResult()
     assessment = await _assess(project, base, result, say)
-    phases = _phases_to_run(project, assessment, result, only=only, wide_phase_min=wide_phase_min)
+    phases = _phases_to_run(
+        project, assessment, result, only=only, wide_phase_min=wide_phase_min, all_phases=all_phases
+    )
     runs = await _run_phases(project, phases, result, say)
     _rerun_summary(runs, result)
     await _coverage(project, runs, base, result, say)
@@ -155,12 +158,20 @@ def _phases_to_run(
     *,
     only: list[str] | None = None,
     wide_phase_min: int = WIDE_PHASE_MIN,
+    all_phases: bool = False,
 ) -> list[str]:
     from .phases import load_phases
 
     phase_set = load_phases(project)
     order = {name: i for i, name in enumerate(phase_set.names())}
-    names = _recommended(phase_set, assessment, result)
+    if all_phases:
+        names = _baseline(phase_set, result, "asked for every phase")
+    else:
+        names = _recommended(phase_set, assessment, result)
+        if not names and only is None and assessment is not None and not _has_runs(project):
+            # A first run on an unchanged tree (a fresh clone): an empty report helps nobody,
+            # and later runs need something to be compared with.
+            names = _baseline(phase_set, result, "nothing changed and no phase has run here yet")
     if only is not None:
         left_out = [n for n in names if n not in only]
         if left_out:
@@ -215,6 +226,26 @@ def _recommended(phase_set: PhaseSet, assessment: BaseModel | None, result: Work
             WorkflowStep(name="phases", status="skipped", detail="assess_changes recommends no phase for this change")
         )
     return names
+
+
+def _baseline(phase_set: PhaseSet, result: WorkflowResult, why: str) -> list[str]:
+    """Every available go and pytest phase: the run to make when there is nothing to compare against.
+
+    Command phases (make/magex targets) are left out: discovery makes them from the same
+    test files as the go phases, so a baseline would run those tests twice.
+    """
+    names = [p.name for p in phase_set.phases if p.available and p.runner is not Runner.COMMAND]
+    left = [p.name for p in phase_set.phases if p.available and p.runner is Runner.COMMAND]
+    detail = f"{why}: running every go/pytest phase once as a baseline"
+    if left:
+        detail += f" (task-runner phases {', '.join(left)} left out: they run the same tests)"
+    result.steps.append(WorkflowStep(name="phases", status="ok", detail=detail))
+    return names
+
+
+def _has_runs(project: Project) -> bool:
+    runs_dir = project.state_dir / "runs"
+    return runs_dir.is_dir() and any(runs_dir.iterdir())
 
 
 def _drop_covered(phase_set: PhaseSet, names: list[str], result: WorkflowResult, wide_phase_min: int) -> list[str]:
