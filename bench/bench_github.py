@@ -19,6 +19,9 @@ How the first bar is measured (so that it measures the client, not a queue in th
   request. PASS/FAIL is on GitHubClient's median overhead at cap 16, exactly as printed.
 - Cap 1 is also run, as a diagnostic: at cap 16 one event loop serves 16 requests, so each request's
   overhead also holds the loop time spent on the other in-flight requests (the client's own queueing).
+  Its CPU per request is also about twice cap 1's, for bare httpx as much as for GitHubClient: under
+  cProfile, httpcore's pool calls connection is_idle()/has_expired() about 1,000 times per request with
+  16 connections (every queued request against every connection, each a getpeername via anyio).
 
 Run: python bench/bench_github.py [--requests N] [--cap N]
 """
