@@ -2,7 +2,8 @@
 
 Cases: the demo's passing phase `network-edge-cases`, and a generated module with
 2,000 tests. Also prints the first progress notification's delay after the first
-test finished (from the event's own timestamp). Run: python bench/bench_run_overhead.py [--runs 5]
+test finished (from the event's own timestamp). Run: python bench/bench_run_overhead.py [--runs 5] [--timeline]
+With --timeline, one more run per case prints its critical path (ms since the tool was entered).
 """
 
 from __future__ import annotations
@@ -54,7 +55,23 @@ def direct(project_root: Path, argv: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def measure(project_root: Path, phase_name: str, runs: int) -> None:
+def print_timeline(project: Project, phase_name: str) -> None:
+    """One run with a timeline: each step's time since entry and since the step before."""
+    marks: list[tuple[str, float]] = []
+
+    async def one() -> None:
+        await run_phase(project, phase_name, RunOptions(), timeline=marks)
+
+    anyio.run(one)
+    start = marks[0][1]
+    previous = start
+    print(f"  timeline of one run of {phase_name} (ms since entry, +ms since previous step):")
+    for step, at in sorted(marks, key=lambda m: m[1]):
+        print(f"    {1000 * (at - start):8.1f}  {1000 * (at - previous):+7.1f}  {step}")
+        previous = at
+
+
+def measure(project_root: Path, phase_name: str, runs: int, timeline: bool = False) -> None:
     project = open_project(project_root)
     phase = load_phases(project).get(phase_name)
     argv = build_argv(phase)
@@ -106,6 +123,8 @@ def measure(project_root: Path, phase_name: str, runs: int) -> None:
             f"{'':<20} first progress after first test finished: median {statistics.median(first_delays):.3f} s "
             f"(bar <= 1 s)"
         )
+    if timeline:
+        print_timeline(project, phase_name)
 
 
 history_s: list[float] = []
@@ -128,14 +147,15 @@ def _time_history_writes() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--timeline", action="store_true", help="print one run's critical path per case")
     args = parser.parse_args()
     _time_history_writes()
     with tempfile.TemporaryDirectory() as tmp:
         demo = Path(tmp) / "demo"
         shutil.copytree(DEMO, demo, ignore=shutil.ignore_patterns(".itest", "__pycache__"))
         git_init(demo)
-        measure(demo, "network-edge-cases", args.runs)
-        measure(generated_module(Path(tmp)), "gen", args.runs)
+        measure(demo, "network-edge-cases", args.runs, args.timeline)
+        measure(generated_module(Path(tmp)), "gen", args.runs, args.timeline)
 
 
 if __name__ == "__main__":

@@ -319,6 +319,7 @@ class _Run:
     dirty: bool = False
     exit_code: int | None = None
     current: list[int] = field(default_factory=list)
+    mark: Callable[[str], None] = field(default=lambda step: None)
 
     @property
     def log_path(self) -> Path:
@@ -332,12 +333,19 @@ async def run_phase(
     *,
     progress: ProgressSink | None = None,
     extra_env: dict[str, str] | None = None,
+    timeline: list[tuple[str, float]] | None = None,
 ) -> PhaseRun:
-    """Run one phase with `options`; returns the PhaseRun (also written to the run folder)."""
+    """Run one phase with `options`; returns the PhaseRun (also written to the run folder).
+
+    `timeline` (benches) receives `(step, time.monotonic())` pairs along the run's critical path.
+    """
     import anyio
 
+    mark = _marker(timeline)
+    mark("entry")
     opts = options or RunOptions()
     phase = load_phases(project).get(phase_name)
+    mark("phases loaded")
     if opts.test is not None:
         ensure_not_option("test", opts.test)
         if phase.runner is Runner.COMMAND:
@@ -350,7 +358,9 @@ async def run_phase(
     _check_programs(phase)
     # Validate the argv before anything is created on disk (a bad filter is the caller's error).
     build_argv(phase, ArgvOptions(test=opts.test, race=opts.race, count=opts.count))
+    mark("argv checked")
     run_id, run_dir = _make_run_dir(project, phase.name)
+    mark("run folder")
     env = {**os.environ, **phase.env, **(extra_env or {}), "ITEST_RUN_DIR": str(run_dir)}
     run = _Run(
         project=project,
@@ -362,6 +372,7 @@ async def run_phase(
         progress=_Progress(progress),
         started_at=datetime.now(UTC),
         started=time.monotonic(),
+        mark=mark,
     )
     status: RunStatus | None = None
     try:
@@ -387,11 +398,24 @@ async def run_phase(
             result = _finish(run, status)
             _write_artifacts(run, result)
         raise
+    mark("children done")
     result = _finish(run, None)
+    mark("result built")
     await _complete(run, result)
     run.progress.update(run.progress.done, f"{result.status.value}: {_totals_line(result.report.totals)}")
     await run.progress.send()
+    mark("return")
     return result
+
+
+def _marker(timeline: list[tuple[str, float]] | None) -> Callable[[str], None]:
+    if timeline is None:
+        return _no_mark
+    return lambda step: timeline.append((step, time.monotonic()))
+
+
+def _no_mark(step: str) -> None:
+    return None
 
 
 def _domain_error(exc: BaseException) -> ItestError | None:
@@ -450,7 +474,11 @@ async def _git_state(run: _Run) -> None:
 
     def read() -> tuple[str | None, bool]:
         try:
-            return run.project.head_commit(), run.project.is_dirty()
+            commit = run.project.head_commit()
+            run.mark("git commit")
+            dirty = run.project.is_dirty()
+            run.mark("git dirty")
+            return commit, dirty
         except ItestError:
             return None, False
 
@@ -481,6 +509,7 @@ async def _supervise(
         side_channel=side_channel,
         side_channel_env=EVENTS_ENV,
         on_start=lambda pid: run.current.append(pid),
+        mark=run.mark,
     )
     run.attempts.append(result)
     if run.exit_code is None:
@@ -525,6 +554,7 @@ async def _run_go(run: _Run, timeout: float) -> None:
     run.argv = argv
     run_regex = next((a.split("=", 1)[1] for a in argv if a.startswith("-run=")), None)
     run.progress.total = estimate_go_total(run.project.root, phase, run_regex)
+    run.mark("total estimated")
 
     def on_done(package: str, test: str, outcome: Outcome) -> None:
         assert run.go is not None
@@ -533,6 +563,7 @@ async def _run_go(run: _Run, timeout: float) -> None:
 
     parser = GoTestParser(module_path=_module_path(run.project.root), root=str(run.project.root), on_test_done=on_done)
     run.go = parser
+    run.mark("parser ready")
     first = await _supervise(run, argv, parser.feed, deadline)
     if coverage_out is not None:
         if coverage_out.exists():
@@ -785,6 +816,7 @@ def _finish(run: _Run, forced: RunStatus | None) -> PhaseRun:
         reason = "did not finish: the run was cancelled" if forced else "did not finish: the phase timed out"
         run.go.finish_unfinished(reason)
     report = _report_for(run)
+    run.mark("report parsed")
     totals = report.totals
     go_timeout = any(f.kind == "timeout" for f in report.failures)
     last = run.attempts[-1] if run.attempts else None
@@ -893,6 +925,7 @@ async def _complete(run: _Run, result: PhaseRun) -> None:
     from .history import checkpoint, try_record_run
 
     _write_artifacts(run, result, junit=False)
+    run.mark("tests.jsonl + run.json")
     outcome: list[str | None] = []
     answered = threading.Event()
 
@@ -902,6 +935,7 @@ async def _complete(run: _Run, result: PhaseRun) -> None:
         except Exception as exc:  # noqa: BLE001 - history must never cost the caller the run's result
             outcome.append(f"not recorded in history: {type(exc).__name__}: {exc}")
         finally:
+            run.mark("history answer")
             answered.set()
         # After the answer, off the caller's path: copy the WAL into history.db so an idle server leaves a
         # whole file (history keeps its connection open between runs). Failing here loses nothing.
@@ -914,6 +948,7 @@ async def _complete(run: _Run, result: PhaseRun) -> None:
     recorder = threading.Thread(target=record, name=f"itest-history-{run.run_id}", daemon=True)
     recorder.start()
     _write_junit(run, result)
+    run.mark("junit.xml")
     await anyio.to_thread.run_sync(answered.wait)
     note = outcome[0] if outcome else "not recorded in history: the history writer stopped without an answer"
     if note:
