@@ -187,6 +187,7 @@ KILL_GRACE_S = 1.0
 """Between SIGTERM and SIGKILL; with reaping, a stopped run is gone within 2 s."""
 READ_CHUNK = 256 * 1024
 POLL_MAX_S = 0.1
+QUIET_S = 1.0
 """Longest pause between two looks at a quiet child's log (progress stays well within its 1 s bar)."""
 LOG_LIMIT_NOTE = b"\n[itest-mcp: log limit reached; further output was parsed but not written]\n"
 
@@ -412,19 +413,26 @@ async def run_supervised(
     async def pump_log(exited: anyio.Event) -> None:
         """Follow the log while the child runs; after `exited`, read what is left and stop."""
         idle = BATCH_S
+        quiet_since = time.monotonic()
         while True:
             if read_log():
                 idle = BATCH_S
+                quiet_since = 0.0
                 # One chunk at a time: a backlog must not hold progress notifications (same loop) back.
                 await anyio.sleep(0)
                 continue
             if exited.is_set():
                 return
-            # Nothing new: wait a batch (go writes one event per write(); reading many at once is cheaper),
-            # longer while the child stays quiet (a slow test costs few wake-ups), at once when it exits.
+            # Nothing new: wait a batch (go writes one event per write(); reading many at once is cheaper).
+            # Parsing must keep pace with the child, or it lands after the exit, on the caller's time; only a
+            # child quiet for QUIET_S (a slow test, a build) is looked at less often. Its exit wakes us at once.
+            now = time.monotonic()
+            if not quiet_since:
+                quiet_since = now
+            elif now - quiet_since > QUIET_S:
+                idle = min(idle * 2, POLL_MAX_S)
             with anyio.move_on_after(idle):
                 await exited.wait()
-            idle = min(idle * 2, POLL_MAX_S)
 
     def drain(fd: int, sink: _abc.Callable[[bytes], None]) -> bool:
         """Read what is there now; True at EOF."""

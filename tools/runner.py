@@ -492,6 +492,7 @@ async def _supervise(
     deadline: float,
     *,
     side_channel: Callable[[bytes], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
 ) -> Supervised | None:
     """Run one child for this phase; None when the phase's time is already used up."""
     remaining = deadline - time.monotonic()
@@ -508,7 +509,7 @@ async def _supervise(
         timeout_s=remaining,
         side_channel=side_channel,
         side_channel_env=EVENTS_ENV,
-        on_start=lambda pid: run.current.append(pid),
+        on_start=on_start or run.current.append,
         mark=run.mark,
     )
     run.attempts.append(result)
@@ -553,8 +554,15 @@ async def _run_go(run: _Run, timeout: float) -> None:
     )
     run.argv = argv
     run_regex = next((a.split("=", 1)[1] for a in argv if a.startswith("-run=")), None)
-    run.progress.total = estimate_go_total(run.project.root, phase, run_regex)
-    run.mark("total estimated")
+
+    def estimate_total(pid: int) -> None:
+        # Counted from the source while the child starts up (off the path to the spawn).
+        run.current.append(pid)
+        if run.progress.total is None and len(run.attempts) == 0:
+            total = estimate_go_total(run.project.root, phase, run_regex)
+            if total is not None:
+                run.progress.total = max(total, run.progress.done)
+            run.mark("total estimated")
 
     def on_done(package: str, test: str, outcome: Outcome) -> None:
         assert run.go is not None
@@ -564,7 +572,7 @@ async def _run_go(run: _Run, timeout: float) -> None:
     parser = GoTestParser(module_path=_module_path(run.project.root), root=str(run.project.root), on_test_done=on_done)
     run.go = parser
     run.mark("parser ready")
-    first = await _supervise(run, argv, parser.feed, deadline)
+    first = await _supervise(run, argv, parser.feed, deadline, on_start=estimate_total)
     if coverage_out is not None:
         if coverage_out.exists():
             run.coverage.append(run.project.rel(coverage_out))
@@ -924,8 +932,6 @@ async def _complete(run: _Run, result: PhaseRun) -> None:
 
     from .history import checkpoint, try_record_run
 
-    _write_artifacts(run, result, junit=False)
-    run.mark("tests.jsonl + run.json")
     outcome: list[str | None] = []
     answered = threading.Event()
 
@@ -944,12 +950,21 @@ async def _complete(run: _Run, result: PhaseRun) -> None:
         except Exception:  # noqa: BLE001 - the run is recorded; the next checkpoint catches up
             pass
 
-    # SQLite does its work outside the GIL: the history write overlaps with writing junit.xml.
+    # First the history write (SQLite works outside the GIL), then the files beside it: tests.jsonl and
+    # run.json in this thread, junit.xml in a worker; all three exist before the caller gets the result.
     recorder = threading.Thread(target=record, name=f"itest-history-{run.run_id}", daemon=True)
     recorder.start()
-    _write_junit(run, result)
-    run.mark("junit.xml")
-    await anyio.to_thread.run_sync(answered.wait)
+
+    def junit() -> None:
+        _write_junit(run, result)
+        run.mark("junit.xml")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(anyio.to_thread.run_sync, junit)
+        _write_artifacts(run, result, junit=False)
+        run.mark("tests.jsonl + run.json")
+    if not answered.is_set():
+        await anyio.to_thread.run_sync(answered.wait)
     note = outcome[0] if outcome else "not recorded in history: the history writer stopped without an answer"
     if note:
         result.notes.append(note)
