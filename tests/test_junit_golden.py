@@ -17,9 +17,7 @@ from itest_mcp.tools.junit import JUnitParseResult, parse_junit_files
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "junit"
 CASES = sorted(
-    p.name
-    for p in FIXTURES.iterdir()
-    if (p.suffix == ".xml" or p.is_dir()) and not p.name.startswith("bad_")
+    p.name for p in FIXTURES.iterdir() if (p.suffix == ".xml" or p.is_dir()) and not p.name.startswith("bad_")
 )
 
 
