@@ -457,7 +457,8 @@ def _read_file(path: Path, entry: JUnitFile, acc: _Accumulator) -> None:
         raw.seek(0)
         source: _Sanitizer | IO[bytes] = _Sanitizer(raw, prolog.encoding == "utf-8") if prolog.filter_bytes else raw
         parser = etree.XMLParser(
-            target=target,
+            # lxml hands a target decoded `str`; lxml-stubs types the protocol as `str | bytes`.
+            target=cast(Any, target),
             resolve_entities=False,
             no_network=True,
             load_dtd=False,
