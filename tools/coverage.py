@@ -274,7 +274,7 @@ def join_changes(
 def _join_changes(
     files: dict[str, FileData], changed: list[ChangedFile], count_unmeasured: bool, limit: int | None
 ) -> tuple[list[ChangedFileCoverage], PatchCoverage]:
-    extensions = {posixpath.splitext(p)[1] for p in files}
+    extensions: set[str] | None = None  # only needed for changed files without data: built on first use
     rows: list[tuple[str, str, int, int, int, list[tuple[int, int]]]] = []
     patch = PatchCoverage(count_unmeasured=count_unmeasured)
     asked: list[tuple[int, FileData, list[tuple[int, int]]]] = []
@@ -287,6 +287,8 @@ def _join_changes(
         changed_lines = sum(e - s for s, e in pairs) + len(pairs)
         fd = files.get(cf.path)
         if fd is None:
+            if extensions is None:
+                extensions = {posixpath.splitext(p)[1] for p in files}
             if is_source_file(cf.path, extensions):
                 rows.append((cf.path, "no-data", changed_lines, 0, 0, []))
                 patch.unmeasured_files.append(cf.path)
