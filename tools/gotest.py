@@ -63,6 +63,9 @@ _SCAN_FIRST = frozenset("Wpf")
 _PASSED, _FAILED, _ERROR = Outcome.PASSED, Outcome.FAILED, Outcome.ERROR
 _SKIPPED, _FLAKY = Outcome.SKIPPED, Outcome.FLAKY
 _ACTIONS = {"pass": _PASSED, "fail": _FAILED, "skip": _SKIPPED}
+_NOISE = ("=== ", "--- PASS: ")
+"""A test's "=== RUN" (PAUSE, CONT, NAME) and "--- PASS:" lines: nothing reads them (excerpts and messages
+skip them, a pass clears the tail). They are 2 of the ~5 events of a passing test."""
 
 ProgressHook = Callable[[str, str, Outcome], None]
 """Called with (package, test, outcome) when a test finishes."""
@@ -171,8 +174,11 @@ class GoTestParser:
 
     def _fast_output(self, ev: dict[str, object]) -> bool:
         """The common output event (a known test's ordinary line) handled inline; False: take the full path."""
-        rec = self._tests.get((ev.get("Package"), ev.get("Test")))  # type: ignore[arg-type]
         output = ev.get("Output")
+        if type(output) is str and output.startswith(_NOISE) and not self._blocks and ev.get("Test"):
+            self.json_events += 1
+            return True
+        rec = self._tests.get((ev.get("Package"), ev.get("Test")))  # type: ignore[arg-type]
         if rec is None or type(output) is not str or len(output) > LINE_CHARS or self._blocks:
             return False
         first = output[:1]
@@ -680,19 +686,24 @@ def _trusted(cls: type[_ModelT], values: dict[str, object]) -> _ModelT:
     parse time on a 2,000-test run. This is what `model_construct` does, minus its generic
     default handling (which made it slower than validating).
     """
-    if cls not in _TRUSTED:
-        return cls(**values)
-    if not cls.__pydantic_complete__:
-        # Models defer building their validators/serializers (start-up time); nothing here would trigger it.
-        cls.model_rebuild()
+    fields = _READY.get(cls)
+    if fields is None:
+        if cls not in _TRUSTED:
+            return cls(**values)
+        if not cls.__pydantic_complete__:
+            # Models defer building their validators/serializers (start-up time); nothing here would trigger it.
+            cls.model_rebuild()
+        fields = _READY[cls] = frozenset(_TRUSTED_FIELDS[cls])
     model = _object_new(cls)
     _object_setattr(model, "__dict__", values)
-    _object_setattr(model, "__pydantic_fields_set__", set(values))
+    _object_setattr(model, "__pydantic_fields_set__", set(fields))
     _object_setattr(model, "__pydantic_extra__", None)
     _object_setattr(model, "__pydantic_private__", None)
     return model
 
 
+_READY: dict[type[Attempt | TestResult], frozenset[str]] = {}
+"""Trusted classes already built, with their field names (every value is always given)."""
 _object_new = object.__new__
 _object_setattr = object.__setattr__
 
