@@ -321,3 +321,16 @@ def test_streamed_join_memory_does_not_grow_with_blocks(tmp_path: Path) -> None:
 
     small, big = peak(40), peak(400)  # 12k and 120k blocks over the same 300 files, half of them changed
     assert big < small * 1.3 + 100_000, (small, big)
+
+
+def test_lane_keys_order_like_line_numbers_across_digit_counts() -> None:
+    from itest_mcp.tools.covreaders import _lane_key, _lane_positions, _lane_value
+
+    numbers = [1, 9, 10, 11, 99, 100, 101, 999, 1000, 9999, 10000, 99999, 100000, 9_999_999]
+    keys = [_lane_key(n) for n in numbers]
+    assert keys == sorted(keys) and len(set(keys)) == len(keys)
+    assert [_lane_value(k) for k in keys] == numbers
+    assert _lane_key(10_000_000) > keys[-1]  # too wide for a lane: above every lane
+    text = "".join(f"m/a.go:{n}.2,{n + 1}.3 1 0\n" for n in numbers[:-1]).encode()
+    got = _lane_positions(text, len(numbers) - 1)
+    assert got is not None and got[0] == keys[:-1] and got[1] == [_lane_key(n + 1) for n in numbers[:-1]]

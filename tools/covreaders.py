@@ -611,7 +611,6 @@ def _positions_bulk(text: bytes, lines: int) -> tuple[list[int], list[int], byte
     return starts, ends, flags
 
 
-_LANE_ASCII = bytes.maketrans(bytes(range(10)), b"0123456789")
 _LANE_MAX = 10**7  # a field of 8 or more characters does not fit a lane (see _positions_bulk)
 
 
@@ -621,12 +620,12 @@ _CACHED = 1 << 16  # line numbers cached both ways (bounded: at most this many e
 
 
 def _lane_key(n: int) -> int:
-    """A line number as `_lane_positions` gives it: decimal digits, units first, one a byte; order-preserving."""
+    """A line number as `_lane_positions` gives it: ASCII digits, units first, space-padded; order-preserving."""
     key = _KEYS.get(n)
     if key is None:
         if n >= _LANE_MAX:
             return 1 << 64  # above every lane
-        key = int.from_bytes(str(max(n, 0))[::-1].encode().translate(_LANE_DIGITS), "little")
+        key = int.from_bytes(str(max(n, 0))[::-1].encode().ljust(8), "little")
         if len(_KEYS) < _CACHED:
             _KEYS[n] = key
     return key
@@ -636,7 +635,7 @@ def _lane_value(key: int) -> int:
     """The line number of a lane key."""
     n = _VALUES.get(key)
     if n is None:
-        n = int(key.to_bytes(8, "little")[::-1].translate(_LANE_ASCII))
+        n = int(key.to_bytes(8, "little")[::-1].strip() or b"0")  # an empty field reads as line 0
         if len(_VALUES) < _CACHED:
             _VALUES[key] = n
     return n
@@ -645,8 +644,9 @@ def _lane_value(key: int) -> int:
 def _lane_positions(text: bytes, lines: int) -> tuple[list[int], list[int]] | None:
     """Start and end lines of one run of block lines as lane keys, in profile order (no decimal decoding).
 
-    The first steps of `_positions_bulk`: each field becomes an 8-byte lane holding its digits
-    units first. Read as a little-endian integer, a lane orders like the number it holds, so
+    The first steps of `_positions_bulk`: each field becomes an 8-byte lane holding its ASCII digits
+    units first, space-padded. Read as a little-endian integer, a lane orders like the number it
+    holds (a space sorts below every digit, so a longer number has the larger top byte), so
     comparisons with `_lane_key` bounds need no conversion; only the few blocks kept are decoded.
     None when a field does not fit a lane or a line holds other characters.
     """
@@ -654,11 +654,13 @@ def _lane_positions(text: bytes, lines: int) -> tuple[list[int], list[int]] | No
     if laid is None:
         return None
     view, per_line, k = laid
-    starts = array("Q", view[per_line - 1 - k :: per_line].tobytes().translate(_LANE_DIGITS))
-    ends = array("Q", view[per_line - 3 - k :: per_line].tobytes().translate(_LANE_DIGITS))
-    if sys.byteorder != "little":
-        starts.byteswap()
-        ends.byteswap()
+    if sys.byteorder == "little":
+        # The lanes as they lie: no copy, translation or array; lines come reversed.
+        return view[per_line - 1 - k :: per_line].tolist()[::-1], view[per_line - 3 - k :: per_line].tolist()[::-1]
+    starts = array("Q", view[per_line - 1 - k :: per_line].tobytes())
+    ends = array("Q", view[per_line - 3 - k :: per_line].tobytes())
+    starts.byteswap()
+    ends.byteswap()
     starts.reverse()
     ends.reverse()
     return starts.tolist(), ends.tolist()
