@@ -4,6 +4,8 @@ Cases: the demo's passing phase `network-edge-cases`, and a generated module wit
 2,000 tests. Also prints the first progress notification's delay after the first
 test finished (from the event's own timestamp). Run: python bench/bench_run_overhead.py [--runs 5] [--timeline]
 With --timeline, one more run per case prints its critical path (ms since the tool was entered).
+With --ab REF, each round also runs run_phase with REF's Go parser (tools/gotest.py from `git show`), old and
+new interleaved in alternating order, so a parser change is compared on the same noisy machine in one run.
 """
 
 from __future__ import annotations
@@ -13,14 +15,16 @@ import json
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
+import types
 from datetime import datetime
 from pathlib import Path
 
 import anyio
 
-from itest_mcp.tools import history
+from itest_mcp.tools import gotest, history, runner
 from itest_mcp.tools.models import PhaseRun
 from itest_mcp.tools.phases import build_argv, load_phases
 from itest_mcp.tools.repo import Project, open_project
@@ -71,6 +75,22 @@ def print_timeline(project: Project, phase_name: str) -> None:
         previous = at
 
 
+def load_parser(ref: str) -> type[gotest.GoTestParser]:
+    """GoTestParser as tools/gotest.py was at git `ref`, loaded beside the current one."""
+    source = subprocess.run(
+        ["git", "show", f"{ref}:tools/gotest.py"], cwd=DEMO.parent.parent, capture_output=True, text=True, check=True
+    ).stdout
+    module = types.ModuleType("itest_mcp.tools._gotest_ab")
+    module.__package__ = "itest_mcp.tools"
+    sys.modules[module.__name__] = module  # dataclasses look their module up while the class is built
+    exec(compile(source, f"{ref}:tools/gotest.py", "exec"), module.__dict__)  # noqa: S102 - our own file at a ref
+    parser: type[gotest.GoTestParser] = module.GoTestParser
+    return parser
+
+
+ab_parser: type[gotest.GoTestParser] | None = None
+
+
 def measure(project_root: Path, phase_name: str, runs: int, timeline: bool = False) -> None:
     project = open_project(project_root)
     phase = load_phases(project).get(phase_name)
@@ -88,6 +108,7 @@ def measure(project_root: Path, phase_name: str, runs: int, timeline: bool = Fal
         start = time.perf_counter()
         result = await run_phase(project, phase_name, RunOptions(), progress=progress)
         elapsed = time.perf_counter() - start
+        assert result.artifacts.log is not None
         log = project.root / result.artifacts.log
         for line in log.read_bytes().splitlines():
             if b'"Action":"pass"' in line or b'"Action":"fail"' in line or b'"Action":"skip"' in line:
@@ -103,15 +124,29 @@ def measure(project_root: Path, phase_name: str, runs: int, timeline: bool = Fal
 
     ours: list[float] = []
     plain: list[float] = []
+    baseline: list[float] = []
     history_s.clear()
-    for _ in range(runs):
+    for round_no in range(runs):
         plain.append(direct(project_root, argv))
-        ours.append(anyio.run(one))
+        if ab_parser is None:
+            ours.append(anyio.run(one))
+            continue
+        # Old and new parser in alternating order; history_s then holds both (its median is of both).
+        order = [(ours, gotest.GoTestParser), (baseline, ab_parser)]
+        for into, parser_class in order if round_no % 2 == 0 else reversed(order):
+            setattr(runner, "GoTestParser", parser_class)  # noqa: B010 - a swap for this run only
+            try:
+                into.append(anyio.run(one))
+            finally:
+                setattr(runner, "GoTestParser", gotest.GoTestParser)  # noqa: B010
     m_ours, m_plain = statistics.median(ours), statistics.median(plain)
     print(
         f"{phase_name:<20} direct {m_plain:.3f} s  run_phase {m_ours:.3f} s  ratio {m_ours / m_plain:.3f} "
         f"(overhead {100 * (m_ours / m_plain - 1):+.1f}%, bar <= +5%)"
     )
+    if baseline:
+        m_base = statistics.median(baseline)
+        print(f"{'':<20} with the --ab parser: run_phase {m_base:.3f} s  ratio {m_base / m_plain:.3f}")
     if history_s:
         m_hist = statistics.median(history_s)
         print(
@@ -148,7 +183,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--timeline", action="store_true", help="print one run's critical path per case")
+    parser.add_argument("--ab", metavar="REF", help="also time run_phase with the Go parser of git REF, interleaved")
     args = parser.parse_args()
+    global ab_parser
+    if args.ab:
+        ab_parser = load_parser(args.ab)
     _time_history_writes()
     with tempfile.TemporaryDirectory() as tmp:
         demo = Path(tmp) / "demo"
