@@ -217,8 +217,10 @@ def load_coverage(
     notes: list[str] = []
     wanted = changed_ranges(changed) if changed else {}
 
+    resolved: dict[str, str | None] = {}  # names `want` mapped, reused below (no second look-up per file)
+
     def want(name: str) -> list[tuple[int, int]] | None:
-        rel = matcher.match(name)  # cached: the loop below asks again
+        rel = resolved[name] = matcher.match(name)
         return wanted.get(rel) if rel is not None else None
 
     for path in paths:
@@ -231,7 +233,7 @@ def load_coverage(
         )
         notes.extend(data.notes)
         for name, fd in data.files.items():
-            rel = matcher.match(name, data.sources)
+            rel = resolved[name] if not data.sources and name in resolved else matcher.match(name, data.sources)
             if rel is None:
                 unmatched.append(matcher.describe_miss(name, shown))
                 continue
@@ -284,7 +286,7 @@ def _join_changes(
         if cf.status == "deleted" or cf.binary or not cf.ranges:
             continue
         pairs = [(r.start, r.end) for r in cf.ranges]
-        changed_lines = sum(e - s for s, e in pairs) + len(pairs)
+        changed_lines = span_lines(pairs)
         fd = files.get(cf.path)
         if fd is None:
             if extensions is None:
