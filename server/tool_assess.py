@@ -38,26 +38,42 @@ def register(app: MCPServer, state: ServerState) -> None:
         ] = True,
     ) -> Assessment:
         """Classify a git diff (categories with file:line evidence) and recommend the phases to run, with reasons."""
-        import anyio
-
         with tool_errors():
-            project = state.project()
-            assessment = await anyio.to_thread.run_sync(
-                lambda: assess_changes(
-                    project,
-                    base,
-                    head,
-                    include_worktree=include_worktree,
-                    import_graph=import_graph,
-                    max_files=max_files,
-                )
+            return await _assess(
+                state.project(),
+                base,
+                head,
+                include_worktree=include_worktree,
+                import_graph=import_graph,
+                max_files=max_files,
+                ci_failures=ci_failures,
             )
-            if ci_failures:
-                from itest_mcp.tools.assess_ci import attach_ci_failures
 
-                assessment = await attach_ci_failures(project, assessment)
-            remember(project, "assess", assessment)
-            return assessment
+
+async def _assess(
+    project: Project,
+    base: str | None,
+    head: str | None,
+    *,
+    include_worktree: bool,
+    import_graph: bool,
+    max_files: int,
+    ci_failures: bool,
+) -> Assessment:
+    """The assessment both edges return: offline classification, then CI failures, kept for the report."""
+    import anyio
+
+    assessment = await anyio.to_thread.run_sync(
+        lambda: assess_changes(
+            project, base, head, include_worktree=include_worktree, import_graph=import_graph, max_files=max_files
+        )
+    )
+    if ci_failures:
+        from itest_mcp.tools.assess_ci import attach_ci_failures
+
+        assessment = await attach_ci_failures(project, assessment)
+    remember(project, "assess", assessment)
+    return assessment
 
 
 def render_assessment(assessment: Assessment) -> str:
@@ -131,20 +147,18 @@ def add_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _cli_assess(args: argparse.Namespace, project: Project) -> int:
-    assessment = assess_changes(
-        project,
-        args.base,
-        args.head,
-        include_worktree=not args.no_worktree,
-        import_graph=not args.no_imports,
-        max_files=max(1, args.max_files),
+    import anyio
+
+    assessment = anyio.run(
+        lambda: _assess(
+            project,
+            args.base,
+            args.head,
+            include_worktree=not args.no_worktree,
+            import_graph=not args.no_imports,
+            max_files=max(1, args.max_files),
+            ci_failures=not args.no_ci,
+        )
     )
-    if not args.no_ci:
-        import anyio
-
-        from itest_mcp.tools.assess_ci import attach_ci_failures
-
-        assessment = anyio.run(lambda: attach_ci_failures(project, assessment))
-    remember(project, "assess", assessment)
     print(assessment.model_dump_json(indent=2) if args.json else render_assessment(assessment))
     return 0
