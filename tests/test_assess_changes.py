@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import commit_all, git
 
-from itest_mcp.tools.changes import Assessment, CIFailure, assess_changes
+from itest_mcp.tools.changes import Assessment, assess_changes
 from itest_mcp.tools.errors import ConfigError
 from itest_mcp.tools.repo import open_project
 
@@ -215,16 +215,11 @@ def test_assess_config_errors_name_file_key_line(make_repo: Callable[..., Path],
         assess_changes(open_project(repo))
 
 
-def test_ci_failure_hook_is_optional_and_wired_through(demo_repo: Path) -> None:
+def test_offline_assessment_leaves_ci_failures_unlooked(demo_repo: Path) -> None:
+    # Filling them is tools/assess_ci.py's job (tests/test_assess_ci.py, against the fake GitHub).
     append(demo_repo, GO_FILE, "\n")
     plain = assess_changes(open_project(demo_repo), import_graph=False)
     assert plain.ci_failures is None
-
-    def hook(project, changeset):  # type: ignore[no-untyped-def]
-        return [CIFailure(workflow="integration", failing_tests=["TestX"], branch="feature")]
-
-    wired = assess_changes(open_project(demo_repo), import_graph=False, ci_failures=hook)
-    assert wired.ci_failures is not None and wired.ci_failures[0].failing_tests == ["TestX"]
 
 
 def test_max_files_bounds_the_listing(demo_repo: Path) -> None:

@@ -13,7 +13,6 @@ next files), and a changed line that recurs across files is classified once.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -167,7 +166,7 @@ class Assessment(Model):
     import_graph: list[str] = Field(default_factory=list)
     """What the import-graph step did (built, cached, skipped and why)."""
     ci_failures: list[CIFailure] | None = None
-    """None: not looked up (no GitHub client wired or no token)."""
+    """None: not looked up; `assess_ci.attach_ci_failures` fills it (or notes why not)."""
     notes: list[str] = Field(default_factory=list)
 
 
@@ -763,19 +762,6 @@ def _why_not(phase: Phase) -> str:
 
 # -- the tool ---------------------------------------------------------------------------------
 
-CIFailureHook = Callable[[Project, ChangeSet], list[CIFailure] | None]
-"""Optional: returns recent failed CI runs of the branch (None when no token). Wired by the GitHub issue."""
-
-
-def _ci_failures_hook() -> CIFailureHook | None:
-    """The GitHub client's `recent_integration_failures`, when that module provides it (issue 5, part 6)."""
-    try:
-        from . import github  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return None
-    hook = getattr(github, "recent_integration_failures", None)
-    return hook if callable(hook) else None
-
 
 def assess_changes(
     project: Project,
@@ -785,7 +771,6 @@ def assess_changes(
     include_worktree: bool = True,
     import_graph: bool = True,
     max_files: int = DEFAULT_MAX_FILES,
-    ci_failures: CIFailureHook | None = None,
 ) -> Assessment:
     """Assess the change from `base` to `head`: files, categories with evidence, phases to run and why."""
     raw = load_raw_config(project)
@@ -834,11 +819,6 @@ def assess_changes(
     categories = _summaries(files, rules)
     risk = [f"{c.category}: {c.risk} ({_where(c)})" for c in categories]
 
-    failures: list[CIFailure] | None = None
-    hook = ci_failures
-    if hook is not None:
-        failures = hook(project, changeset)
-
     totals = Totals(files=len(files), added=sum(f.added for f in files), removed=sum(f.removed for f in files))
     return Assessment(
         summary=_summary(changeset, totals, categories, recommended, rec_notes),
@@ -856,7 +836,6 @@ def assess_changes(
         recommended=recommended,
         not_recommended=skipped,
         import_graph=graph_notes,
-        ci_failures=failures,
         notes=changeset.notes + rec_notes + _truncation_notes(files),
     )
 
