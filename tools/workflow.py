@@ -3,18 +3,16 @@ coverage gaps → GitHub validation when API code changed → report.
 
 It is what the `integration_test_workflow` prompt walks an assistant through, done
 without one (`itest-mcp workflow`). Each step is built on the public function of
-its module; a step whose module is missing from this build, or that fails, is
-recorded with its reason and the workflow goes on: the report says what was not
+its module (imported when the step runs, so the prompt costs start-up nothing); a step
+that fails is recorded with its reason and the workflow goes on: the report says what was not
 done rather than the workflow stopping half way.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
@@ -72,14 +70,6 @@ class WorkflowResult(Model):
     """0 every phase passed (flaky allowed), 1 a phase failed, 2 the workflow could not run a phase."""
 
 
-def _optional(module: str, name: str) -> Any:
-    """A public function of a sibling module, or None when this build does not have it yet."""
-    try:
-        return getattr(importlib.import_module(f"itest_mcp.tools.{module}"), name)
-    except (ImportError, AttributeError):
-        return None
-
-
 async def _quiet(_message: str) -> None:
     return None
 
@@ -133,10 +123,8 @@ async def run_workflow(
 
 
 async def _assess(project: Project, base: str | None, result: WorkflowResult, say: Say) -> BaseModel | None:
-    assess_changes = _optional("changes", "assess_changes")
-    if assess_changes is None:
-        result.steps.append(WorkflowStep(name="assess", status="skipped", detail="assess_changes is not in this build"))
-        return None
+    from .changes import assess_changes
+
     await say("assessing changes" + (f" against {base}" if base else ""))
     try:
         assessment: BaseModel = assess_changes(project, base)
@@ -274,17 +262,14 @@ def _drop_covered(phase_set: PhaseSet, names: list[str], result: WorkflowResult,
 
 
 async def _run_phases(project: Project, phases: list[str], result: WorkflowResult, say: Say) -> list[PhaseRun]:
-    run_phase = _optional("runner", "run_phase")
-    options_type = _optional("runner", "RunOptions")
-    if run_phase is None or options_type is None:
-        result.steps.append(WorkflowStep(name="run", status="skipped", detail="run_phase is not in this build"))
-        return []
+    from .runner import RunOptions, run_phase
+
     runs: list[PhaseRun] = []
     for index, name in enumerate(phases, 1):
         await say(f"running phase {name} ({index}/{len(phases)})")
         try:
             run: PhaseRun = await run_phase(
-                project, name, options_type(rerun_failures=RERUN_FAILURES, coverage=_wants_coverage(project, name))
+                project, name, RunOptions(rerun_failures=RERUN_FAILURES, coverage=_wants_coverage(project, name))
             )
         except ItestError as exc:
             result.steps.append(WorkflowStep(name=f"run {name}", status="error", detail=str(exc)))
@@ -339,13 +324,9 @@ def _rerun_summary(runs: list[PhaseRun], result: WorkflowResult) -> None:
 
 
 async def _coverage(project: Project, runs: list[PhaseRun], base: str | None, result: WorkflowResult, say: Say) -> None:
-    find_gaps = _optional("coverage", "find_coverage_gaps")
+    from .coverage import find_coverage_gaps
+
     files = [c for r in runs for c in r.artifacts.coverage]
-    if find_gaps is None:
-        result.steps.append(
-            WorkflowStep(name="coverage gaps", status="skipped", detail="find_coverage_gaps is not in this build")
-        )
-        return
     if not files:
         result.steps.append(
             WorkflowStep(name="coverage gaps", status="skipped", detail="no run of this workflow wrote a coverage file")
@@ -353,7 +334,7 @@ async def _coverage(project: Project, runs: list[PhaseRun], base: str | None, re
         return
     await say("finding coverage gaps")
     try:
-        gaps: BaseModel = find_gaps(project, files, base=base)
+        gaps: BaseModel = find_coverage_gaps(project, files, base=base)
     except ItestError as exc:
         save_error(project, "coverage", exc, source=", ".join(files))
         result.steps.append(WorkflowStep(name="coverage gaps", status="error", detail=str(exc)))
@@ -379,16 +360,12 @@ async def _github(
         why = "no assessment" if assessment is None else "no GitHub API code changed"
         result.steps.append(WorkflowStep(name="github validation", status="skipped", detail=why))
         return
-    validate = _optional("github_validate", "validate_github_api")
-    if validate is None:
-        result.steps.append(
-            WorkflowStep(name="github validation", status="skipped", detail="validate_github_api is not in this build")
-        )
-        return
+    from .github_validate import validate_github_api
+
     await say(f"validating GitHub API access (GitHub API code changed; at most {timeout_s:g} s)")
     policy = GITHUB_POLICY.model_copy(update={"request_timeout_s": min(GITHUB_POLICY.request_timeout_s, timeout_s)})
     try:
-        validation: BaseModel = await validate(project, api_url=api_url, timeout_s=timeout_s, policy=policy)
+        validation: BaseModel = await validate_github_api(project, api_url=api_url, timeout_s=timeout_s, policy=policy)
     except ItestError as exc:
         save_error(project, "github", exc)
         result.steps.append(WorkflowStep(name="github validation", status="error", detail=str(exc)))
