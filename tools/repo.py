@@ -9,7 +9,8 @@ and paths are reported relative to the project root.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from .errors import GitError, NotAGitRepositoryError, PathOutsideRepoError, RepoError, UnsafeArgumentError
@@ -39,7 +40,6 @@ class Project:
 
     root: Path
     git_root: Path
-    _state_ready: list[bool] = field(default_factory=list, compare=False, repr=False)
 
     @property
     def git_prefix(self) -> str:
@@ -94,18 +94,16 @@ class Project:
 
     # -- state --------------------------------------------------------------------------
 
-    @property
+    @cached_property
     def state_dir(self) -> Path:
-        """`.itest/` under the project root, created on demand and ignored by git."""
+        """`.itest/` under the project root, created on first use and ignored by git."""
         path = self.root / STATE_DIR_NAME
-        if not self._state_ready:
-            path.mkdir(exist_ok=True)
-            ignore = path / ".gitignore"
-            if not ignore.exists():
-                # '*' ignores the folder's whole content, this file included, so the
-                # user's `git status` never shows our state.
-                ignore.write_text("# created by itest-mcp: run state, never committed\n*\n", encoding="utf-8")
-            self._state_ready.append(True)
+        path.mkdir(exist_ok=True)
+        ignore = path / ".gitignore"
+        if not ignore.exists():
+            # '*' ignores the folder's whole content, this file included, so the
+            # user's `git status` never shows our state.
+            ignore.write_text("# created by itest-mcp: run state, never committed\n*\n", encoding="utf-8")
         return path
 
     @property
