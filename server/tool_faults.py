@@ -11,6 +11,7 @@ from mcp.server.mcpserver import Context
 from pydantic import Field
 
 from itest_mcp.server.errors import tool_errors
+from itest_mcp.server.progress import progress_to
 from itest_mcp.server.state import ServerState
 from itest_mcp.tools.errors import FaultError, InputError
 from itest_mcp.tools.fault_profiles import ProfileListing, load_fault_config
@@ -42,10 +43,7 @@ def register(app: MCPServer, state: ServerState) -> None:
         with tool_errors():
             options = _run_options(test, race, count, timeout_s)
 
-            async def progress(done: int, total: int | None, message: str) -> None:
-                if ctx is not None:
-                    await ctx.report_progress(done, total, message)
-
+            progress = progress_to(ctx) if ctx is not None else None
             return await run_phase_with_faults(state.project(), phase, profile, options, progress=progress)
 
     @app.tool(name="list_fault_profiles", title="List fault profiles")

@@ -12,11 +12,12 @@ from mcp.server.mcpserver.exceptions import ResourceError
 from pydantic import Field, ValidationError
 
 from itest_mcp.server.errors import tool_errors
+from itest_mcp.server.progress import progress_to
 from itest_mcp.server.state import ServerState
 from itest_mcp.tools.errors import InputError, ItestError
 from itest_mcp.tools.models import Model, PhaseRun, RunStatus
 from itest_mcp.tools.repo import Project
-from itest_mcp.tools.runner import ProgressSink, RunOptions
+from itest_mcp.tools.runner import RunOptions
 
 
 class PhaseRuns(Model):
@@ -88,7 +89,7 @@ def register(app: MCPServer, state: ServerState) -> None:
         with tool_errors():
             options = _options(test, race, count, rerun_failures, timeout_s, coverage)
 
-            progress = _monotonic_progress(ctx)
+            progress = progress_to(ctx)
 
             if faults is not None:
                 from itest_mcp.tools.fault_run import run_phase_with_faults
@@ -113,7 +114,7 @@ def register(app: MCPServer, state: ServerState) -> None:
         with tool_errors():
             options = _options(test, race, count, rerun_failures, timeout_s, coverage)
 
-            progress = _monotonic_progress(ctx)
+            progress = progress_to(ctx)
 
             results = await runner.run_phases(
                 state.project(),
@@ -153,22 +154,6 @@ def register(app: MCPServer, state: ServerState) -> None:
             return runs.junit_path(state.project(), run_id).read_text(encoding="utf-8")
         except ItestError as exc:
             raise ResourceError(str(exc)) from exc
-
-
-def _monotonic_progress(ctx: Context) -> ProgressSink:
-    """Forward engine progress to the client with a value that always increases, as MCP requires.
-
-    The engine counts finished top-level tests; subtests finishing report the same count
-    again, so those notifications get a small fractional step instead.
-    """
-    last = [-1.0]
-
-    async def progress(done: int, total: int | None, message: str) -> None:
-        value = float(done) if done > last[0] else last[0] + 0.001
-        last[0] = value
-        await ctx.report_progress(value, total, message)
-
-    return progress
 
 
 def _combine(names: list[str], results: list[PhaseRun]) -> PhaseRuns:
