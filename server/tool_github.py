@@ -37,15 +37,10 @@ def register(app: MCPServer, state: ServerState) -> None:
         ] = None,
     ) -> GitHubValidation:
         """Check GitHub API reachability, TLS, latency, token kind, identity, scopes, repo access, rate limits and retry handling."""  # noqa: E501
-        from itest_mcp.tools.github_validate import validate_github_api
-
         with tool_errors():
-            project = state.project()
-            result = await validate_github_api(
-                project, repos=repos, api_url=api_url, handling_check=handling_check, timeout_s=timeout_s
+            return await _validate(
+                state.project(), repos=repos, api_url=api_url, handling_check=handling_check, timeout_s=timeout_s
             )
-            remember(project, "github", result)
-            return result
 
     @app.tool(name="review_ci_failures", title="Review CI failures")
     async def review_ci_failures_tool(
@@ -64,6 +59,19 @@ def register(app: MCPServer, state: ServerState) -> None:
         """List recent failed GitHub Actions runs with failed jobs, steps and failing tests mapped to our phases."""
         with tool_errors():
             return await _review(state.project(), branch=branch, limit=limit, repo=repo_name, timeout_s=timeout_s)
+
+
+async def _validate(
+    project: Project, *, repos: list[str] | None, api_url: str | None, handling_check: bool, timeout_s: float | None
+) -> GitHubValidation:
+    """Validate GitHub access and keep the result for build_report (both edges go through here)."""
+    from itest_mcp.tools.github_validate import validate_github_api
+
+    result = await validate_github_api(
+        project, repos=repos, api_url=api_url, handling_check=handling_check, timeout_s=timeout_s
+    )
+    remember(project, "github", result)
+    return result
 
 
 async def _review(
@@ -133,10 +141,10 @@ def add_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _cli_github(args: argparse.Namespace, project: Project) -> int:
-    from itest_mcp.tools.github_validate import render_validation, validate_github_api
+    from itest_mcp.tools.github_validate import render_validation
 
     result = anyio.run(
-        lambda: validate_github_api(
+        lambda: _validate(
             project,
             repos=args.repo_name,
             api_url=args.api_url,
@@ -144,7 +152,6 @@ def _cli_github(args: argparse.Namespace, project: Project) -> int:
             timeout_s=args.timeout,
         )
     )
-    remember(project, "github", result)
     print(result.model_dump_json(indent=2) if args.json else render_validation(result))
     return 0 if result.ok else 1
 
