@@ -9,8 +9,10 @@ from mcp.server import MCPServer
 from pydantic import Field
 
 from itest_mcp.server.errors import tool_errors
+from itest_mcp.server.latest import remember, remember_failure
 from itest_mcp.server.state import ServerState
 from itest_mcp.tools.coverage import CoverageGaps, find_coverage_gaps
+from itest_mcp.tools.errors import ParseError
 from itest_mcp.tools.repo import Project, ensure_not_option
 
 
@@ -31,11 +33,33 @@ def register(app: MCPServer, state: ServerState) -> None:
     ) -> CoverageGaps:
         """Coverage of the changed lines, uncovered network/API functions by risk, and untested edge-case scenarios."""
         with tool_errors():
-            if base is not None:
-                ensure_not_option("base", base)
-            return find_coverage_gaps(
+            return _find_gaps(
                 state.project(), files or None, run_id=run_id, base=base, count_unmeasured=count_unmeasured
             )
+
+
+def _find_gaps(
+    project: Project,
+    files: list[str] | None,
+    *,
+    run_id: str | None,
+    base: str | None,
+    count_unmeasured: bool,
+    all_files: bool = False,
+) -> CoverageGaps:
+    """find_coverage_gaps for both edges, keeping the result (or the parse failure) for build_report."""
+    if base is not None:
+        ensure_not_option("base", base)
+    try:
+        result = find_coverage_gaps(
+            project, files, run_id=run_id, base=base, count_unmeasured=count_unmeasured, all_files=all_files
+        )
+    except ParseError as exc:
+        # The report's Critical Findings says which coverage file failed and why.
+        remember_failure(project, "coverage", exc, source=", ".join(files or []) or None)
+        raise
+    remember(project, "coverage", result)
+    return result
 
 
 def render(result: CoverageGaps) -> str:
@@ -96,9 +120,7 @@ def add_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _cli_coverage(args: argparse.Namespace, project: Project) -> int:
-    if args.base is not None:
-        ensure_not_option("base", args.base)
-    result = find_coverage_gaps(
+    result = _find_gaps(
         project,
         args.files or None,
         run_id=args.run_id,

@@ -204,3 +204,25 @@ async def test_mcp_tool_and_cli(make_repo, capsys: pytest.CaptureFixture[str]) -
     assert json.loads(capsys.readouterr().out)["totals"]["covered"] == 0
     assert cli_main(["--repo", str(repo), "coverage", "bad.out"]) == 2
     assert "bad.out" in capsys.readouterr().err
+
+
+@pytest.mark.anyio
+async def test_latest_coverage_result_and_parse_failure_are_kept_for_the_report(make_repo) -> None:
+    from mcp import Client
+
+    from itest_mcp.tools.repo import open_project
+    from itest_mcp.tools.results_store import ERROR_KEY, load_latest
+
+    repo = make_repo({"go.mod": "module example.com/app\n", "a.go": "package app\n\nfunc A() int {\n\treturn 1\n}\n"})
+    (repo / "c.out").write_text("mode: set\nexample.com/app/a.go:3.14,5.2 1 0\n")
+    (repo / "bad.out").write_text("garbage\x00\x01 not coverage")
+    project = open_project(repo)
+    async with Client(create_app(repo)) as c:
+        ok = await c.call_tool("find_coverage_gaps", {"files": ["c.out"], "base": "HEAD"})
+        kept = load_latest(project, "coverage")
+        assert kept is not None and kept["totals"] == ok.structured_content["totals"]  # type: ignore[index]
+        bad = await c.call_tool("find_coverage_gaps", {"files": ["bad.out"]})
+        assert bad.is_error
+    failure = load_latest(project, "coverage")
+    assert failure is not None and "no known coverage format" in failure[ERROR_KEY]
+    assert failure["_source"] == "bad.out"
