@@ -88,3 +88,21 @@ def test_cli_run_json_and_table(demo: Path, capsys: pytest.CaptureFixture[str]) 
     code = main(["--repo", str(demo), "run", "api-client", "--no-race", "--test", "TestAPIClientGetRepo"])
     out = capsys.readouterr().out
     assert code == 0 and "api-client" in out and "passed" in out
+
+
+@pytest.mark.anyio
+async def test_run_phases_tool_stops_at_the_first_failure_and_checks_names_first(demo: Path) -> None:
+    async with Client(create_app(demo)) as client:
+        result = await client.call_tool("run_phases", {"phases": ["api-client", "performance"], "race": False})
+        assert not result.is_error
+        data = result.structured_content
+        assert data is not None and data["status"] == "failed"
+        assert [r["phase"] for r in data["runs"]] == ["api-client"]
+        assert data["not_run"] == ["performance"]
+
+        unknown = await client.call_tool("run_phases", {"phases": ["performance", "nope"]})
+        assert unknown.is_error
+        text = unknown.content[0].text  # type: ignore[union-attr]
+        assert "unknown phase 'nope'" in text and "api-client" in text
+        empty = await client.call_tool("run_phases", {"phases": []})
+        assert empty.is_error and "no phases given" in empty.content[0].text  # type: ignore[union-attr]
