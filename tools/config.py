@@ -168,6 +168,16 @@ def _load(path: Path, name: str, prefix: tuple[str, ...]) -> RawConfig:
     return raw
 
 
+def check_regex(what: str, value: str | None) -> str | None:
+    """A pydantic field check: `value` compiles as a regular expression (the error quotes it)."""
+    if value is not None:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"{what} {value!r} is not a valid regular expression: {exc}") from exc
+    return value
+
+
 def validate_section(raw: RawConfig, loc: tuple[str | int, ...], data: Any, model: type[M]) -> M:
     """Validate `data` (found at dotted key `loc`) with `model`; errors name the file, the key and the line."""
     try:

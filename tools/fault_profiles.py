@@ -27,7 +27,7 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from .config import RawConfig, load_raw_config, validate_section
+from .config import RawConfig, check_regex, load_raw_config, validate_section
 from .errors import FaultError
 from .models import Model
 from .repo import Project
@@ -119,12 +119,7 @@ class Fault(Model):
     @field_validator("path")
     @classmethod
     def _path_regex(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"path {value!r} is not a valid regular expression: {exc}") from exc
-        return value
+        return check_regex("path", value)
 
     @field_validator("headers")
     @classmethod

@@ -44,7 +44,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from .config import RawConfig, validate_section
+from .config import RawConfig, check_regex, validate_section
 from .models import Model
 
 Scope = Literal["code", "code+strings", "import", "any"]
@@ -69,12 +69,7 @@ class Rule(Model):
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"pattern {value!r} is not a valid regular expression: {exc}") from exc
-        return value
+        return check_regex("pattern", value)
 
     @field_validator("flags")
     @classmethod
