@@ -18,8 +18,7 @@ bad value, the file, the line) and what to do about it. Never put a token in one
     ├── ToolNotFoundError          go / pytest / magex / gh missing (how to install)
     ├── ParseError                 untrusted input that cannot be read (file, position)
     │   ├── JUnitError
-    │   ├── CoverageError
-    │   └── GoTestStreamError
+    │   └── CoverageError
     ├── RunError                   a phase could not be started or supervised
     ├── GitHubError                talking to the GitHub API
     │   ├── TokenError             missing or malformed token (never the value)
@@ -126,10 +125,6 @@ class JUnitError(ParseError):
 
 class CoverageError(ParseError):
     """A coverage file that cannot be read."""
-
-
-class GoTestStreamError(ParseError):
-    """A `go test -json` stream that cannot be read."""
 
 
 class RunError(ItestError):

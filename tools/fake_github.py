@@ -36,7 +36,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -758,8 +758,3 @@ def _parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 def start_fake_github(scenario: str = "ok", *, seed: int = 0, port: int = 0, **options: Any) -> FakeGitHub:
     """Start a fake GitHub on 127.0.0.1 (port 0 picks a free one); stop it with .stop() or a with-block."""
     return FakeGitHub(scenario, seed=seed, port=port, **options).start()
-
-
-def iter_scenarios() -> Iterator[tuple[str, str]]:
-    """Every scenario name with what it does."""
-    yield from SCENARIOS.items()

@@ -163,12 +163,6 @@ class FaultReport(Model):
     notes: list[str] = Field(default_factory=list)
 
 
-def _failed(r: RequestRecord) -> bool:
-    if r.outcome != "ok":
-        return True
-    return any(f.startswith("bad_json") for f in r.faults) or (r.status is not None and r.status >= 400)
-
-
 def _faulted_failure(r: RequestRecord, bad_json: set[str]) -> bool:
     return r.outcome != "ok" or any(f in bad_json for f in r.faults)
 

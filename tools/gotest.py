@@ -527,11 +527,6 @@ class GoTestParser:
         """Packages that failed to build so far."""
         return len(self._build_errors)
 
-    @property
-    def running_tests(self) -> list[str]:
-        """Tests started and not finished, as `package.Test` names."""
-        return [f"{p.name}.{t}" for p in self._packages.values() for t in p.running]
-
     def finish_unfinished(self, reason: str) -> None:
         """Mark tests still running (the run was stopped) as errors with `reason`."""
         for pkg in self._packages.values():
@@ -783,11 +778,3 @@ def _loads_lenient(raw: bytes) -> object:
         return json.loads(raw.decode("utf-8", errors="replace"))
     except ValueError:
         return None
-
-
-def parse_stream(lines: object, **kwargs: object) -> TestReport:
-    """Parse an iterable of lines (bytes or str) in one go; see `GoTestParser` for the options."""
-    parser = GoTestParser(**kwargs)  # type: ignore[arg-type]
-    for line in lines:  # type: ignore[attr-defined]
-        parser.feed(line)
-    return parser.report()
