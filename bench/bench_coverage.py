@@ -6,7 +6,9 @@
    As in find_coverage_gaps, the diff is known before the read, so the profile is joined with
    it while it streams (one pass; blocks meeting changed lines kept per changed file).
    Peak memory (tracemalloc) at 200k / 1M / 2M blocks over the same files shows how it
-   scales (bar: proportional to files, not blocks).
+   scales (bar: proportional to files, not blocks), with the compiled helper's own peak RSS.
+   A profile this big is read by the compiled helper (tools/covprofile.go, built once before
+   anything is timed); the Python reader alone (a machine without go) is timed beside it.
 2. Cobertura of the same size in a real git repository: our changed-line coverage
    (git diff + read + join) against `diff-cover --json-report` on the same diff and report.
    Bar: at least 2x faster, with the same numbers.
@@ -33,6 +35,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
+from itest_mcp.tools import covnative
 from itest_mcp.tools.coverage import join_changes, load_coverage
 from itest_mcp.tools.covmap import PathMatcher
 from itest_mcp.tools.gitdiff import ChangedFile, LineRange, collect_changes
@@ -105,6 +108,25 @@ def ours(path: Path, matcher: PathMatcher, diff: list[ChangedFile]) -> tuple[int
     return total, patch.measured, patch.uncovered
 
 
+def ours_python(path: Path, matcher: PathMatcher, diff: list[ChangedFile]) -> tuple[int, int, int]:
+    """`ours` with the compiled helper turned off: the Python reader alone (what a machine without go gets)."""
+    covnative.NATIVE_MIN_BYTES, saved = 1 << 62, covnative.NATIVE_MIN_BYTES
+    try:
+        return ours(path, matcher, diff)
+    finally:
+        covnative.NATIVE_MIN_BYTES = saved
+
+
+def build_helper() -> str:
+    """Build (or find) the compiled profile reader before anything is timed; say what it cost."""
+    t = time.perf_counter()
+    binary = covnative.helper_path()
+    took = time.perf_counter() - t
+    if binary is None:
+        return "compiled helper: unavailable (no go?) -> the Python reader is timed"
+    return f"compiled helper: {binary.name}, ready in {took:.2f} s (built once per machine and helper version)"
+
+
 def best_of(n: int, fn, *args):  # type: ignore[no-untyped-def]
     best = float("inf")
     result = None
@@ -138,6 +160,19 @@ def peak_mb(fn, *args) -> float:  # type: ignore[no-untyped-def]
     return peak / 1e6
 
 
+def helper_peak_mb(path: Path) -> float | None:
+    """Peak RSS of the compiled helper reading `path` (measured in a fresh child, so nothing else counts)."""
+    binary = covnative.helper_path()
+    if binary is None:
+        return None
+    probe = (
+        "import resource, subprocess, sys; subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, check=True); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe, str(binary), str(path)], capture_output=True, text=True)
+    return int(out.stdout) / 1e6 if out.returncode == 0 else None
+
+
 def go_matcher(root: Path, names: list[str]) -> PathMatcher:
     matcher = PathMatcher(root, files=names + ["go.mod"])
     matcher.modules = [(MODULE, "")]
@@ -150,28 +185,47 @@ def bench_go(tmp: Path, scale: float, memory: bool) -> None:
     names = gen_profile(prof, files, blocks)
     matcher = go_matcher(tmp, names)
     diff = gen_diff(names, diff_files)
-    med, res = interleaved(3, {"floor": (floor, (prof,)), "ours": (ours, (prof, matcher, diff))})
+    helper = build_helper()
+    med, res = interleaved(
+        3,
+        {
+            "floor": (floor, (prof,)),
+            "ours": (ours, (prof, matcher, diff)),
+            "python": (ours_python, (prof, matcher, diff)),
+        },
+    )
     stmts, measured, uncovered = res["ours"]
     assert stmts == res["floor"], (stmts, res["floor"])
+    assert res["python"] == res["ours"], (res["python"], res["ours"])
     print(f"go: {blocks:,} blocks / {files:,} files ({prof.stat().st_size / 1e6:.0f} MB), diff of {diff_files:,} files")
+    print(f"  {helper}")
     print(f"  floor (split + sum)   {med['floor']:6.3f} s   (median of 3, interleaved)")
     print(
         f"  ours (read+map+join)  {med['ours']:6.3f} s   changed lines measured {measured:,}, uncovered {uncovered:,}"
     )
     print(f"  ratio ours/floor      {med['ours'] / med['floor']:6.2f}x   (bar: <= 1.5x)")
+    print(
+        f"  Python reader alone   {med['python']:6.3f} s   ratio {med['python'] / med['floor']:.2f}x "
+        "(no go on the machine; same numbers)"
+    )
     if not memory:
         return
     sizes = [blocks // 5, blocks, blocks * 2]
     peaks = []
+    helper_rss = []
     for n in sizes:
         path = prof if n == blocks else tmp / f"p{n}.out"
         if n != blocks:
             gen_profile(path, files, n)
         peaks.append(peak_mb(ours, path, matcher, diff))
+        helper_rss.append(helper_peak_mb(path))
         if path != prof:
             path.unlink()
     shown = ", ".join(f"{m:.1f} MB at {n:,}" for m, n in zip(peaks, sizes, strict=True))
     print(f"  peak memory (tracemalloc, read + join): {shown} blocks")
+    if all(r is not None for r in helper_rss):
+        shown = ", ".join(f"{r:.1f} MB at {n:,}" for r, n in zip(helper_rss, sizes, strict=True))
+        print(f"  compiled helper's peak RSS (its own process): {shown} blocks")
     print(f"    {peaks[-1] * 1e6 / files:,.0f} B/file; growth from {sizes[0]:,} to {sizes[-1]:,} blocks: "
           f"{(peaks[-1] - peaks[0]) * 1e6 / (sizes[-1] - sizes[0]):.2f} B/block "
           f"(a per-line-set parser measured 250 MB at 1M)")  # fmt: skip

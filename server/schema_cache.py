@@ -54,6 +54,7 @@ from pydantic import ConfigDict, PrivateAttr, ValidationError
 
 from itest_mcp.tools import __version__
 from itest_mcp.tools.models import Model
+from itest_mcp.tools.usercache import is_private_folder, user_cache_path
 
 log = logging.getLogger("itest_mcp.schema_cache")
 
@@ -129,11 +130,10 @@ def sources_unchanged() -> bool:
 
 def default_cache_file() -> Path:
     """`<tempdir>/itest-mcp-<uid>/tool-schemas-<install>.json`: per user, one file per installation."""
-    uid = os.getuid() if hasattr(os, "getuid") else 0
     install = hashlib.blake2b(
         "\0".join([sys.executable, *map(str, _source_folders())]).encode(), digest_size=6
     ).hexdigest()
-    return Path(tempfile.gettempdir()) / f"itest-mcp-{uid}" / f"tool-schemas-{install}.json"
+    return user_cache_path() / f"tool-schemas-{install}.json"
 
 
 class SchemaCache:
@@ -169,7 +169,7 @@ class SchemaCache:
         try:
             folder = self.path.parent
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            if not _private_folder(folder):
+            if not is_private_folder(folder):
                 log.warning("not caching tool schemas: %s is not a private folder of this user", folder)
                 return
             fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{self.path.name}.", suffix=".tmp")
@@ -189,14 +189,6 @@ class SchemaCache:
             self.path.unlink(missing_ok=True)
         except OSError as exc:
             log.info("could not delete the tool schema cache %s: %s", self.path, exc)
-
-
-def _private_folder(folder: Path) -> bool:
-    # In a shared temp dir another user could pre-create our folder and feed us schemas.
-    if not hasattr(os, "getuid"):
-        return True
-    info = folder.stat()
-    return info.st_uid == os.getuid() and not info.st_mode & 0o022
 
 
 @dataclass(frozen=True)

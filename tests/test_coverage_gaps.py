@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 from conftest import commit_all, git
+from helpers_coverage import snapshot
 
 from itest_mcp.server.app import create_app
 from itest_mcp.server.cli import main as cli_main
 from itest_mcp.tools.coverage import find_coverage_gaps
 from itest_mcp.tools.covmap import PathMatcher
+from itest_mcp.tools.covreaders import read_go_profile
 from itest_mcp.tools.errors import NotFoundError
 from itest_mcp.tools.repo import open_project
 
@@ -99,6 +101,8 @@ def test_go_profile_from_the_demo(demo_repo: Path) -> None:
     out = demo_repo / ".itest" / "cov.out"
     out.parent.mkdir(exist_ok=True)
     _go_cover(demo_repo, out)
+    # The compiled profile reader reads a real profile exactly as the Python reader does.
+    assert snapshot(read_go_profile(out, native=True)) == snapshot(read_go_profile(out, native=False))
     result = find_coverage_gaps(open_project(demo_repo), [".itest/cov.out"], base="main")
     assert result.inputs[0].format == "go" and result.inputs[0].mode == "set"
     assert {f.path for f in result.files} >= {"internal/ghclient/client.go", "internal/reposync/sync.go"}

@@ -78,7 +78,7 @@ def test_chunk_boundaries_do_not_change_results(tmp_path: Path) -> None:
     p.write_text("\n".join(lines) + "\n")
     whole = {k: v.totals() for k, v in read_go_profile(p).files.items()}
     for size in (64, 1000, 4096, 50_000):
-        small = {k: v.totals() for k, v in read_go_profile(p, chunk_size=size).files.items()}
+        small = {k: v.totals() for k, v in read_go_profile(p, chunk_size=size, native=False).files.items()}
         assert small == whole
     assert sum(m for m, _ in whole.values()) == sum(1 + b % 4 for b in range(30)) * 40
 
@@ -225,7 +225,7 @@ def test_memory_does_not_grow_with_blocks(tmp_path: Path) -> None:
     def peak(blocks_per_file: int) -> int:
         p = _many_blocks(tmp_path / f"p{blocks_per_file}.out", 500, blocks_per_file)
         tracemalloc.start()
-        data = read_go_profile(p, chunk_size=1 << 16)
+        data = read_go_profile(p, chunk_size=1 << 16, native=False)
         query_files([(fd, [(1, 50)]) for fd in data.files.values()])
         used = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
@@ -266,7 +266,7 @@ def test_streamed_join_matches_the_read_back_query(tmp_path: Path, shape: str) -
     ranges = {n: [(base + 1, base + 3), (base + 40 + i, base + 60 + i), (base + 150, base + 400)]
               for i, n in enumerate(names[:4])}  # fmt: skip
     asked: list[str] = []
-    streamed = read_go_profile(p, chunk_size=4096, want=lambda n: asked.append(n) or ranges.get(n))
+    streamed = read_go_profile(p, chunk_size=4096, native=False, want=lambda n: asked.append(n) or ranges.get(n))
     assert sorted(asked) == sorted(names)  # asked once per file
     plain = read_go_profile(p)
     for name in names:
@@ -311,7 +311,7 @@ def test_streamed_join_memory_does_not_grow_with_blocks(tmp_path: Path) -> None:
         p = _many_blocks(tmp_path / f"j{blocks_per_file}.out", 300, blocks_per_file)
         want = {f"example.com/m/f{f}.go": [(5, 9), (40, 44)] for f in range(0, 300, 2)}.get
         tracemalloc.start()
-        data = read_go_profile(p, chunk_size=1 << 16, want=want)
+        data = read_go_profile(p, chunk_size=1 << 16, want=want, native=False)
         summaries = [fd.changed.summary() for fd in data.files.values() if fd.changed]
         used = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()

@@ -223,8 +223,9 @@ def load_coverage(
         rel = resolved[name] = matcher.match(name)
         return wanted.get(rel) if rel is not None else None
 
+    keys = _helper_keys(wanted, matcher) if wanted else None
     for path in paths:
-        data = read_coverage(path, want=want if wanted else None)
+        data = read_coverage(path, want=want if wanted else None, keys=keys)
         shown = project.rel(path) if project else str(path)
         inputs.append(
             CoverageInput(
@@ -247,6 +248,19 @@ def load_coverage(
             "their lines are not counted"
         )
     return merged, inputs, unmatched, notes
+
+
+def _helper_keys(wanted: dict[str, list[tuple[int, int]]], matcher: PathMatcher) -> dict[str, list[tuple[int, int]]]:
+    """Changed ranges by the names a Go profile may give the file: its module import path, or a path it ends with.
+
+    Only a hint for the compiled profile reader (the matcher still decides per file, see `covnative`).
+    """
+    keys = dict(wanted)
+    for rel, ranges in wanted.items():
+        for module, folder in matcher.modules:
+            if rel.startswith(folder):
+                keys[f"{module}/{rel[len(folder) :]}"] = ranges
+    return keys
 
 
 # -- the join ----------------------------------------------------------------------------------

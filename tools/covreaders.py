@@ -25,7 +25,7 @@ import re
 import sys
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import accumulate, compress
@@ -393,11 +393,13 @@ def _show(head: bytes, limit: int = 80) -> str:
     return repr(head[:limit].decode("utf-8", errors="replace")) + ("…" if len(head) > limit else "")
 
 
-def read_coverage(path: Path, fmt: str | None = None, want: WantRanges | None = None) -> CoverageData:
-    """Read one coverage file in any supported format (sniffed unless given); `want`: see `read_go_profile`."""
+def read_coverage(
+    path: Path, fmt: str | None = None, want: WantRanges | None = None, keys: Mapping[str, Ranges] | None = None
+) -> CoverageData:
+    """Read one coverage file in any supported format (sniffed unless given); `want`, `keys`: see `read_go_profile`."""
     fmt = fmt or sniff_format(path)
     if fmt == GO:
-        return read_go_profile(path, want=want)
+        return read_go_profile(path, want=want, keys=keys)
     if fmt == COBERTURA:
         return read_cobertura(path)
     if fmt == LCOV:
@@ -707,6 +709,25 @@ _RUN = re.compile(rb"((?:[A-Za-z]:)?[^\n:]*+:).*+\n(?:\1.*+\n)*+")
 """A run of consecutive lines naming one file (group 1: the name and its colon), one C-level match."""
 
 
+def join_run(changed: ChangedBlocks, name: bytes, text: bytes, toks: list[bytes], flags: bytes, nlines: int) -> None:
+    """Add the blocks of one run of a file's lines (`toks`: its split text) that meet `changed`'s ranges.
+
+    ValueError when a block position is malformed.
+    """
+    fast = _lane_positions(text, nlines)
+    if fast is not None:
+        changed.add(toks[0::3], fast[0], fast[1], flags, lanes=True)
+        return
+    head_len = len(name) + 1
+    parts = b" ".join([t[head_len:] for t in toks[0::3]]).translate(_POS_SPLIT).split()
+    if len(parts) != 4 * nlines:
+        raise ValueError("expected 'line.col,line.col'")
+    starts, ends = list(map(int, parts[0::4])), list(map(int, parts[2::4]))
+    if min(starts) < 1:
+        raise ValueError("line 0")
+    changed.add(toks[0::3], starts, ends, flags, lanes=False)
+
+
 class _GoReader:
     """Parse a coverprofile stream piece by piece; keep per file only totals and where its lines are."""
 
@@ -842,24 +863,13 @@ class _GoReader:
         self, changed: ChangedBlocks, name: bytes, text: bytes, toks: list[bytes], flags: bytes, nlines: int, pos: int
     ) -> None:
         """Keep the blocks of this run that meet the file's changed lines (the text is in memory: no second read)."""
-        fast = _lane_positions(text, nlines)
-        if fast is not None:
-            changed.add(toks[0::3], fast[0], fast[1], flags, lanes=True)
-        else:
-            head_len = len(name) + 1
-            try:
-                parts = b" ".join([t[head_len:] for t in toks[0::3]]).translate(_POS_SPLIT).split()
-                if len(parts) != 4 * nlines:
-                    raise ValueError("expected 'line.col,line.col'")
-                starts, ends = list(map(int, parts[0::4])), list(map(int, parts[2::4]))
-                if min(starts) < 1:
-                    raise ValueError("line 0")
-            except ValueError as exc:
-                shown = name.decode("utf-8", errors="replace")
-                raise self.error(
-                    f"block positions of {shown!r} are malformed ({exc}); regenerate the profile", pos
-                ) from exc
-            changed.add(toks[0::3], starts, ends, flags, lanes=False)
+        try:
+            join_run(changed, name, text, toks, flags, nlines)
+        except ValueError as exc:
+            shown = name.decode("utf-8", errors="replace")
+            raise self.error(
+                f"block positions of {shown!r} are malformed ({exc}); regenerate the profile", pos
+            ) from exc
 
     def _bad_line(self, text: bytes, pos: int) -> None:
         at = pos
@@ -901,13 +911,32 @@ def merge_files(a: FileData, b: FileData) -> FileData:
     return merge_line_files(a, b)
 
 
-def read_go_profile(path: Path, chunk_size: int = CHUNK, want: WantRanges | None = None) -> CoverageData:
+def read_go_profile(
+    path: Path,
+    chunk_size: int = CHUNK,
+    want: WantRanges | None = None,
+    keys: Mapping[str, Ranges] | None = None,
+    native: bool | None = None,
+) -> CoverageData:
     """Read a Go coverprofile (set, count or atomic; several concatenated profiles merge), streaming.
 
     `want`: the changed line ranges of a file named as in the profile (asked once per file); the
     blocks meeting them are collected in the same pass (`FileData.changed`), so joining coverage
-    with a diff needs no second read of the profile.
+    with a diff needs no second read of the profile. `keys`: the same ranges by candidate profile
+    name (or a path the name ends with), for the compiled helper (`covnative`), which reads a big
+    profile (`native` None) or any profile (`native` True) when it can; `native` False: Python only.
     """
+    if native is not False:
+        from .covnative import NATIVE_MIN_BYTES, read_go_profile_native
+
+        try:
+            big = os.stat(path).st_size >= NATIVE_MIN_BYTES
+        except OSError:
+            big = False  # the Python reader reports it
+        if native or big:
+            data = read_go_profile_native(path, want, keys)
+            if data is not None:
+                return data
     source = str(path)
     try:
         with open(path, "rb") as fh, paused_gc():
@@ -944,11 +973,15 @@ def read_go_profile(path: Path, chunk_size: int = CHUNK, want: WantRanges | None
         )
     data = reader.finish()
     if not data.files:
-        data.notes.append(
-            f"{source} holds no coverage blocks: no package with statements was built with coverage "
-            f"(check -coverpkg and that tests ran)"
-        )
+        data.notes.append(empty_profile_note(source))
     return data
+
+
+def empty_profile_note(source: str) -> str:
+    return (
+        f"{source} holds no coverage blocks: no package with statements was built with coverage "
+        f"(check -coverpkg and that tests ran)"
+    )
 
 
 def _last_run_start(buf: bytes, stop: int) -> int:
