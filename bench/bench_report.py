@@ -30,8 +30,9 @@ from itest_mcp.tools.models import (
     Totals,
 )
 from itest_mcp.tools.repo import open_project
-from itest_mcp.tools.report import build_report, render_markdown
+from itest_mcp.tools.report import build_report
 from itest_mcp.tools.report_html import render_html
+from itest_mcp.tools.report_markdown import render_markdown
 
 BASE = datetime(2025, 3, 1, tzinfo=UTC)
 EXCERPT = "\n".join(f"    client_test.go:{100 + i}: step {i}: got 503, want 200" for i in range(40))

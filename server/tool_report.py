@@ -16,7 +16,9 @@ from itest_mcp.server.state import ServerState
 from itest_mcp.tools.errors import InputError, ItestError
 from itest_mcp.tools.flaky import DEFAULT_WINDOW, FlakyReport, HistoryView, flaky_tests, test_history
 from itest_mcp.tools.repo import Project
-from itest_mcp.tools.report import Report, build_report, latest_report_markdown, render_markdown
+from itest_mcp.tools.report import build_report, latest_report_markdown
+from itest_mcp.tools.report_markdown import render_markdown
+from itest_mcp.tools.report_model import Report
 from itest_mcp.tools.workflow import GITHUB_TIMEOUT_S, workflow_prompt
 
 Format = Literal["md", "json", "html"]

@@ -12,9 +12,11 @@ from itest_mcp.server.app import create_app
 from itest_mcp.server.cli import main
 from itest_mcp.tools import history, report
 from itest_mcp.tools.errors import NotFoundError
-from itest_mcp.tools.models import DataRace, Failure, Location, Outcome, RunStatus
+from itest_mcp.tools.models import DataRace, Failure, Location, Model, Outcome, RunStatus
 from itest_mcp.tools.repo import Project, open_project
-from itest_mcp.tools.report import Cause, build_report, classify, render_markdown
+from itest_mcp.tools.report import build_report
+from itest_mcp.tools.report_causes import Cause, classify
+from itest_mcp.tools.report_markdown import render_markdown
 from itest_mcp.tools.results_store import save_error, save_latest
 
 PASS, FAIL = Outcome.PASSED, Outcome.FAILED
@@ -189,7 +191,7 @@ def test_recorded_coverage_parse_error_and_unreadable_results_are_findings(proje
     assert "failed to parse" in md.split("## Coverage Analysis")[1].split("## Recommendations")[0]
 
 
-class _Coverage(report.Model):
+class _Coverage(Model):
     totals: dict[str, int | float]
     patch: dict[str, int | float]
     files: list[dict[str, object]]

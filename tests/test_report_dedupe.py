@@ -10,12 +10,14 @@ import time
 import pytest
 from helpers_history import NOW, factory
 
-from itest_mcp.tools import history, report
+from itest_mcp.tools import history
 from itest_mcp.tools.github_validate import validate_github_api
-from itest_mcp.tools.models import DataRace, Location, Outcome
+from itest_mcp.tools.models import DataRace, Location, Model, Outcome
 from itest_mcp.tools.phases import Phase, Runner
 from itest_mcp.tools.repo import Project, open_project
-from itest_mcp.tools.report import build_report, phase_covers, render_markdown
+from itest_mcp.tools.report import build_report
+from itest_mcp.tools.report_markdown import render_markdown
+from itest_mcp.tools.report_sections import phase_covers
 from itest_mcp.tools.results_store import save_latest
 from itest_mcp.tools.workflow import GITHUB_POLICY
 
@@ -156,7 +158,7 @@ def test_environment_keeps_only_environment_notes(project: Project) -> None:
     assert "data race" not in env
 
 
-class _Gaps(report.Model):
+class _Gaps(Model):
     scenarios: list[dict[str, object]]
     top_gaps: list[dict[str, object]]
 

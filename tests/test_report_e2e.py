@@ -9,7 +9,9 @@ import pytest
 
 from itest_mcp.tools import flaky, history
 from itest_mcp.tools.repo import open_project
-from itest_mcp.tools.report import Cause, build_report, render_markdown
+from itest_mcp.tools.report import build_report
+from itest_mcp.tools.report_causes import Cause
+from itest_mcp.tools.report_markdown import render_markdown
 from itest_mcp.tools.runner import RunOptions, run_phase
 
 pytestmark = pytest.mark.slow

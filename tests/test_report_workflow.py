@@ -13,7 +13,8 @@ from itest_mcp.tools.changes import assess_changes
 from itest_mcp.tools.errors import InputError
 from itest_mcp.tools.fake_github import FakeGitHub
 from itest_mcp.tools.repo import open_project
-from itest_mcp.tools.report import SECTIONS, render_markdown
+from itest_mcp.tools.report_markdown import render_markdown
+from itest_mcp.tools.report_model import SECTIONS
 from itest_mcp.tools.workflow import WorkflowResult, _phases_to_run, run_workflow
 
 pytestmark = pytest.mark.skipif(shutil.which("go") is None, reason="the demo's phases need the go toolchain")

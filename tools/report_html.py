@@ -11,15 +11,9 @@ from __future__ import annotations
 from html import escape
 
 from .flaky import TrendPoint
-from .report import (
-    RECOMMENDATION_GROUPS,
-    SECTIONS,
-    Finding,
-    Report,
-    SlowTestEntry,
-    empty_recommendation_reason,
-    performance_rule,
-)
+from .report_markdown import RECOMMENDATION_GROUPS, empty_recommendation_reason
+from .report_model import SECTIONS, Finding, Report, SlowTestEntry
+from .report_sections import performance_rule
 
 STATUS_COLOURS = {
     "passed": "#2e7d32",

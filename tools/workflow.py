@@ -22,7 +22,9 @@ from .github import RetryPolicy
 from .models import Model, PhaseRun, RunStatus
 from .phases import PhaseSet, Runner
 from .repo import Project, ensure_not_option
-from .report import Report, build_report, phase_covers
+from .report import build_report
+from .report_model import Report
+from .report_sections import phase_covers
 from .results_store import save_error, save_latest
 
 log = logging.getLogger("itest_mcp.workflow")
