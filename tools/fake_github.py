@@ -39,8 +39,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
+
+if TYPE_CHECKING:
+    import ssl
 
 SCENARIOS: dict[str, str] = {
     "ok": "everything works",
@@ -288,7 +291,9 @@ class FakeGitHub:
         owner: str = "octo",
         repo: str = "demo",
         private: bool = False,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        """`tls`: a server-side SSL context (certificate loaded) to serve https instead of http."""
         _check_scenario(scenario)
         self.scenario = scenario
         self.seed = seed
@@ -312,6 +317,7 @@ class FakeGitHub:
         self._counters: dict[tuple[str, str], _Counter] = {}
         self._used: dict[str, int] = {}
         self._port = port
+        self._tls = tls
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -324,20 +330,23 @@ class FakeGitHub:
         return int(self._server.server_address[1])
 
     @property
+    def scheme(self) -> str:
+        return "https" if self._tls is not None else "http"
+
+    @property
     def url(self) -> str:
-        """The API base URL (http://127.0.0.1:PORT)."""
-        return f"http://127.0.0.1:{self.port}"
+        """The API base URL (http://127.0.0.1:PORT, or https:// when serving TLS)."""
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     @property
     def other_host_url(self) -> str:
         """The same server under another host name: where log blobs and cross-host redirects point."""
-        return f"http://localhost:{self.port}"
+        return f"{self.scheme}://localhost:{self.port}"
 
     def start(self) -> FakeGitHub:
         """Bind 127.0.0.1 and serve in a background thread."""
         if self._server is None:
-            self._server = _Server(("127.0.0.1", self._port), _Handler)
-            self._server.fake = self
+            self._server = self._bind()
             self._thread = threading.Thread(
                 target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-github", daemon=True
             )
@@ -346,14 +355,22 @@ class FakeGitHub:
 
     def serve_forever(self, on_ready: Callable[[str], None] | None = None) -> None:
         """Serve in the calling thread until interrupted (the CLI's foreground mode); `on_ready` gets the URL."""
-        self._server = _Server(("127.0.0.1", self._port), _Handler)
-        self._server.fake = self
+        self._server = self._bind()
         if on_ready is not None:
             on_ready(self.url)
         try:
             self._server.serve_forever(poll_interval=0.2)
         finally:
             self._server.server_close()
+
+    def _bind(self) -> _Server:
+        server = _Server(("127.0.0.1", self._port), _Handler)
+        server.fake = self
+        if self._tls is not None:
+            # Accepted connections are TLS; a client that rejects the certificate fails the handshake in
+            # accept(), which the server drops (an OSError) and keeps serving.
+            server.socket = self._tls.wrap_socket(server.socket, server_side=True)
+        return server
 
     def stop(self) -> None:
         """Stop serving and close the socket."""

@@ -54,6 +54,7 @@ from .process import run_capture, which
 from .repo import Project
 
 if TYPE_CHECKING:
+    import ssl
     from collections.abc import AsyncIterator
 
     import httpx
@@ -965,6 +966,32 @@ def _number(value: str | None) -> float | None:
 # -- session --------------------------------------------------------------------------------
 
 
+def tls_trust(environ: Mapping[str, str]) -> ssl.SSLContext:
+    """The CAs a session trusts, read from the same environment as its token and URL.
+
+    SSL_CERT_FILE / SSL_CERT_DIR when set (a GitHub Enterprise server with a private CA); otherwise
+    certifi's bundle (httpx's default) plus the system's store, so a company CA installed system-wide
+    is trusted too.
+    """
+    import ssl
+
+    cafile = environ.get("SSL_CERT_FILE") or None
+    capath = environ.get("SSL_CERT_DIR") or None
+    if cafile or capath:
+        try:
+            return ssl.create_default_context(cafile=cafile, capath=capath)
+        except (OSError, ssl.SSLError) as exc:
+            named = f"SSL_CERT_FILE={cafile!r}" if cafile else f"SSL_CERT_DIR={capath!r}"
+            raise GitHubError(
+                f"{named} cannot be loaded ({exc}); point it at a PEM file (or folder) of CA certificates, or unset it"
+            ) from exc
+    import certifi
+
+    context = ssl.create_default_context(cafile=certifi.where())
+    context.load_default_certs()
+    return context
+
+
 @dataclass
 class GitHubSession:
     """What a tool needs to talk to GitHub: settings, the client, where the token and URL came from."""
@@ -998,7 +1025,8 @@ async def github_session(
     found = discover_token(settings, env=env, cwd=project.root, api_url=url)
     pol = policy or RetryPolicy(max_concurrency=settings.max_concurrency)
     limits = httpx.Limits(max_connections=pol.max_concurrency + 2, max_keepalive_connections=pol.max_concurrency)
-    async with httpx.AsyncClient(limits=limits, follow_redirects=False, trust_env=True) as http:
+    verify = tls_trust(environ) if urlsplit(url).scheme == "https" else True
+    async with httpx.AsyncClient(limits=limits, follow_redirects=False, trust_env=True, verify=verify) as http:
         client = GitHubClient(http, api_url=url, token=found.token, policy=pol)
         deadline = client.deadline_in(timeout_s if timeout_s is not None else settings.timeout)
         yield GitHubSession(settings, client, source, found.tried, deadline)
