@@ -9,7 +9,7 @@ best of --repeat rounds; wall and CPU time are printed (CPU time is steadier on 
 
     floor           bare `lxml.etree.iterparse` loop that clears as it goes and only counts outcomes (bar: ours <= 1.5x)
     iterparse-core  the least an iterparse reader does: attributes of every testcase, siblings freed, no merging
-    target-core     the same through a parser target (the approach tools/junit.py takes)
+    target-core     the same through a parser target (the approach tools/junit_target.py takes)
     ours            `parse_junit_files` as the parse_junit tool calls it: keep_tests=False, first 50 failures
                     detailed (message, location, excerpt, kind), every failure counted
     ours-all        the same with every failure detailed
@@ -133,7 +133,7 @@ def _iterparse_core(path: Path) -> int:
 
 
 def _target_core(path: Path) -> int:
-    """The same through a parser target (what tools/junit.py uses): start/end/data callbacks, no tree at all."""
+    """The same through a parser target (what tools/junit_target.py uses): start/end/data callbacks, no tree at all."""
     from lxml import etree
 
     class Target:
