@@ -1,6 +1,6 @@
 """What differs between JUnit dialects: recognising the producer, and reading file:line and messages out of text.
 
-Kept apart from the streaming reader in junit.py so each stays small. Everything
+Kept apart from the streaming reader in junit_target.py so each stays small. Everything
 here runs once per file (dialect) or once per *failing* test (locations,
 messages), never per passing test, so plain regular expressions are fast enough.
 """
