@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from itest_mcp.tools.covreaders import CoverageData
+from itest_mcp.tools.covmodel import CoverageData
 
 
 def snapshot(data: CoverageData) -> dict[str, Any]:

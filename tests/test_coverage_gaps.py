@@ -16,8 +16,8 @@ from helpers_coverage import snapshot
 from itest_mcp.server.app import create_app
 from itest_mcp.server.cli import main as cli_main
 from itest_mcp.tools.coverage import find_coverage_gaps
+from itest_mcp.tools.covgo import read_go_profile
 from itest_mcp.tools.covmap import PathMatcher
-from itest_mcp.tools.covreaders import read_go_profile
 from itest_mcp.tools.errors import NotFoundError
 from itest_mcp.tools.repo import open_project
 

@@ -16,7 +16,9 @@ import pytest
 from helpers_coverage import snapshot
 
 from itest_mcp.tools import covnative
-from itest_mcp.tools.covreaders import CoverageData, Ranges, query_files, read_go_profile
+from itest_mcp.tools.covgo import read_go_profile
+from itest_mcp.tools.covmodel import CoverageData, query_files
+from itest_mcp.tools.covspans import Ranges
 from itest_mcp.tools.errors import CoverageError
 
 pytestmark = pytest.mark.skipif(shutil.which("go") is None, reason="go is not installed")

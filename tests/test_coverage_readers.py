@@ -8,17 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from itest_mcp.tools.covreaders import (
-    GO,
-    JACOCO,
-    LCOV,
-    merge_spans,
-    query_files,
-    read_coverage,
-    read_go_profile,
-    sniff_format,
-    subtract_spans,
-)
+from itest_mcp.tools.covgo import GO, read_go_profile
+from itest_mcp.tools.covlcov import LCOV
+from itest_mcp.tools.covmodel import query_files
+from itest_mcp.tools.covreaders import read_coverage, sniff_format
+from itest_mcp.tools.covspans import merge_spans, subtract_spans
+from itest_mcp.tools.covxml import JACOCO
 from itest_mcp.tools.errors import CoverageError
 
 FIX = Path(__file__).resolve().parent / "fixtures" / "coverage"
@@ -240,8 +235,8 @@ def test_memory_does_not_grow_with_blocks(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("shape", ["sorted", "shuffled", "big-numbers", "repeated", "overlapping"])
 def test_streamed_join_matches_the_read_back_query(tmp_path: Path, shape: str) -> None:
-    from itest_mcp.tools.covreaders import merge_spans as merge
-    from itest_mcp.tools.covreaders import span_lines
+    from itest_mcp.tools.covspans import merge_spans as merge
+    from itest_mcp.tools.covspans import span_lines
 
     rng = random.Random("join-" + shape)
     lines = ["mode: count"]
@@ -283,7 +278,7 @@ def test_streamed_join_matches_the_read_back_query(tmp_path: Path, shape: str) -
 
 
 def test_streamed_join_merges_two_profiles(tmp_path: Path) -> None:
-    from itest_mcp.tools.covreaders import merge_files
+    from itest_mcp.tools.covmodel import merge_files
 
     a, b = tmp_path / "a.out", tmp_path / "b.out"
     a.write_text("mode: set\nm/a.go:1.1,3.2 1 0\nm/a.go:4.1,6.2 1 1\nm/a.go:7.1,9.2 1 0\n")
@@ -324,13 +319,13 @@ def test_streamed_join_memory_does_not_grow_with_blocks(tmp_path: Path) -> None:
 
 
 def test_lane_keys_order_like_line_numbers_across_digit_counts() -> None:
-    from itest_mcp.tools.covreaders import _lane_key, _lane_positions, _lane_value
+    from itest_mcp.tools.covgodecode import lane_key, lane_positions, lane_value
 
     numbers = [1, 9, 10, 11, 99, 100, 101, 999, 1000, 9999, 10000, 99999, 100000, 9_999_999]
-    keys = [_lane_key(n) for n in numbers]
+    keys = [lane_key(n) for n in numbers]
     assert keys == sorted(keys) and len(set(keys)) == len(keys)
-    assert [_lane_value(k) for k in keys] == numbers
-    assert _lane_key(10_000_000) > keys[-1]  # too wide for a lane: above every lane
+    assert [lane_value(k) for k in keys] == numbers
+    assert lane_key(10_000_000) > keys[-1]  # too wide for a lane: above every lane
     text = "".join(f"m/a.go:{n}.2,{n + 1}.3 1 0\n" for n in numbers[:-1]).encode()
-    got = _lane_positions(text, len(numbers) - 1)
-    assert got is not None and got[0] == keys[:-1] and got[1] == [_lane_key(n + 1) for n in numbers[:-1]]
+    got = lane_positions(text, len(numbers) - 1)
+    assert got is not None and got[0] == keys[:-1] and got[1] == [lane_key(n + 1) for n in numbers[:-1]]

@@ -18,7 +18,9 @@ from pathlib import Path
 from pydantic import Field
 
 from .covmap import PathMatcher, UnmatchedPath
-from .covreaders import FileData, merge_files, merge_spans, paused_gc, query_files, read_coverage, span_lines
+from .covmodel import FileData, merge_files, paused_gc, query_files
+from .covreaders import read_coverage
+from .covspans import merge_spans, span_lines
 from .errors import NotFoundError
 from .gitdiff import ChangedFile, LineRange, collect_changes
 from .gofuncs import FuncInfo, go_functions, python_functions

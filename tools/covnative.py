@@ -1,6 +1,6 @@
 """Read a big Go coverprofile with the compiled helper `covprofile.go`, building the same `CoverageData`.
 
-The Python reader (`covreaders.read_go_profile`) stays the authority: the helper accepts only
+The Python reader (`covgo.read_go_profile`) stays the authority: the helper accepts only
 well-formed profiles and exits 3 on anything else, and every failure here (no `go`, a build
 error, an unusual profile) returns None so the caller reads the file in Python, with its exact
 error messages. The helper is built once per helper source and Go installation into the private
@@ -22,21 +22,10 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from .covreaders import (
-    GO,
-    ChangedBlocks,
-    CoverageData,
-    FileData,
-    GoProfile,
-    GoSection,
-    Ranges,
-    WantRanges,
-    _flags,
-    _read_sections,
-    empty_profile_note,
-    join_run,
-    paused_gc,
-)
+from .covgo import GO, empty_profile_note, join_run
+from .covgoblocks import GoProfile, GoSection, executed_flags, read_sections
+from .covmodel import ChangedBlocks, CoverageData, FileData, paused_gc
+from .covspans import Ranges, WantRanges
 from .errors import ItestError
 from .process import StreamResult, run_capture, stream_lines, which
 from .usercache import user_cache_dir
@@ -107,7 +96,7 @@ def _build(binary: Path) -> Path | None:
 def read_go_profile_native(
     path: Path, want: WantRanges | None = None, keys: Mapping[str, Ranges] | None = None
 ) -> CoverageData | None:
-    """`covreaders.read_go_profile` through the helper; None when the Python reader must read the file."""
+    """`covgo.read_go_profile` through the helper; None when the Python reader must read the file."""
     binary = helper_path()
     if binary is None:
         return None
@@ -190,9 +179,9 @@ def _parse(lines: Iterable[bytes], profile: GoProfile, want: WantRanges | None, 
             data.entries_read = int(line[2:])
     for pending_fd, raw, _ranges in pending:
         assert pending_fd.changed is not None
-        for _profile, nlines, text in _read_sections(pending_fd):
+        for _profile, nlines, text in read_sections(pending_fd):
             toks = text.split()
-            join_run(pending_fd.changed, raw, text, toks, _flags(toks[2::3]), nlines)
+            join_run(pending_fd.changed, raw, text, toks, executed_flags(toks[2::3]), nlines)
     if not data.files:
         data.notes.append(empty_profile_note(str(profile.path)))
     return data

@@ -1,7 +1,7 @@
 //go:build ignore
 
 // covprofile reads a Go coverprofile (set, count or atomic; concatenated profiles merge) and
-// prints what itest-mcp's Python reader (tools/covreaders.py) builds from it, so a large
+// prints what itest-mcp's Python reader (tools/covgo.py) builds from it, so a large
 // profile is read at native speed. It is an accelerator, not a second authority: it accepts
 // only well-formed profiles (exactly `name:sl.sc,el.ec stmts count` lines after a mode line)
 // and exits 3 on anything else, and the Python reader then reads the file itself and reports
