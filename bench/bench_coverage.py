@@ -25,7 +25,6 @@ import gc
 import json
 import os
 import random
-import resource
 import shutil
 import statistics
 import subprocess
@@ -34,6 +33,8 @@ import tempfile
 import time
 import tracemalloc
 from pathlib import Path
+
+from peak_memory import peak_rss_bytes
 
 from itest_mcp.tools import covnative
 from itest_mcp.tools.coverage import join_changes, load_coverage
@@ -161,16 +162,25 @@ def peak_mb(fn, *args) -> float:  # type: ignore[no-untyped-def]
 
 
 def helper_peak_mb(path: Path) -> float | None:
-    """Peak RSS of the compiled helper reading `path` (measured in a fresh child, so nothing else counts)."""
+    """Peak RSS of the compiled helper reading `path`: its VmHWM, read from /proc while it runs.
+
+    (Not ru_maxrss: a child keeps the high-water mark of the process it was forked from, see peak_memory.py.)
+    """
     binary = covnative.helper_path()
-    if binary is None:
+    if binary is None or not Path("/proc/self/status").exists():
         return None
-    probe = (
-        "import resource, subprocess, sys; subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, check=True); "
-        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)"
-    )
-    out = subprocess.run([sys.executable, "-c", probe, str(binary), str(path)], capture_output=True, text=True)
-    return int(out.stdout) / 1e6 if out.returncode == 0 else None
+    peak = 0
+    with subprocess.Popen([str(binary), str(path)], stdout=subprocess.DEVNULL) as proc:
+        status = Path(f"/proc/{proc.pid}/status")
+        while proc.poll() is None:
+            try:
+                for line in status.read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peak = max(peak, int(line.split()[1]) * 1024)
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.002)
+    return peak / 1e6 if proc.returncode == 0 and peak else None
 
 
 def go_matcher(root: Path, names: list[str]) -> PathMatcher:
@@ -240,7 +250,7 @@ def huge_child(path: str, files: int, diff_files: int) -> int:
     t = time.perf_counter()
     stmts, measured, uncovered = ours(Path(path), matcher, diff)
     wall = time.perf_counter() - t
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+    rss = peak_rss_bytes()
     print(json.dumps({"wall": wall, "rss": rss, "stmts": stmts, "measured": measured, "uncovered": uncovered}))
     return 0
 
@@ -260,8 +270,8 @@ def bench_huge() -> None:
         )  # fmt: skip
         r = json.loads(proc.stdout)
         base = subprocess.run(
-            [sys.executable, "-c", "import resource, itest_mcp.tools.coverage; "
-             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)"],
+            [sys.executable, "-c", "import itest_mcp.tools.coverage, peak_memory; print(peak_memory.peak_rss_bytes())"],
+            cwd=Path(__file__).resolve().parent,
             capture_output=True, text=True, check=True,
         )  # fmt: skip
         print(f"huge: {blocks:,} blocks / {files:,} files ({size / 1e9:.2f} GB, generated in {gen_s:.0f} s), "

@@ -3,7 +3,7 @@
     python bench/bench_junit.py                 # 1k and 100k testcases, hostile files, a 100 MB file
     python bench/bench_junit.py --big-mb 1024   # the 1 GB flat-memory run (about a minute)
 
-Every figure is measured in a fresh subprocess (peak memory is that process's `ru_maxrss`), after imports
+Every figure is measured in a fresh subprocess (peak memory is that process's VmHWM, see peak_memory.py), after imports
 and pydantic's validator building (start-up costs a server pays once). Kinds run in rounds, side by side,
 best of --repeat rounds; wall and CPU time are printed (CPU time is steadier on a shared machine).
 
@@ -23,12 +23,13 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from peak_memory import peak_rss_bytes
 
 KINDS = ("floor", "iterparse-core", "target-core", "ours", "ours-all", "ours+tests", "junitparser")
 TOOL_MAX_FAILURES = 50  # server/tool_junit.py MAX_FAILURES: parse_junit details the first 50 failures, counts all
@@ -232,7 +233,7 @@ def measure(kind: str, path: Path) -> dict[str, float]:
     )
     parse_junit_files([warm], keep_tests=True)
 
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    base = peak_rss_bytes() / 1024 / 1024
     start = time.perf_counter()
     cpu = time.process_time()
     if kind == "floor":
@@ -258,7 +259,7 @@ def measure(kind: str, path: Path) -> dict[str, float]:
         raise SystemExit(f"unknown kind {kind}")
     seconds = time.perf_counter() - start
     cpu = time.process_time() - cpu
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_bytes() / 1024 / 1024
     return {"seconds": seconds, "cpu": cpu, "peak_mb": peak, "grew_mb": peak - base, "seen": seen}
 
 
