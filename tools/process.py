@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import RunError, ToolNotFoundError
+from .proctree import PeakTracker
 
 CAPTURE_LIMIT = 64 * 1024 * 1024
 """Bytes of stdout a short command may return; more is a bug in the caller's choice of command."""
@@ -370,6 +371,7 @@ async def run_supervised(
     if mark is not None:
         mark("spawned")
     result = Supervised(pid=proc.pid)
+    memory = PeakTracker(proc.pid)
     if on_start is not None:
         on_start(proc.pid)
     pgid = proc.pid
@@ -511,10 +513,16 @@ async def run_supervised(
                 return
             await anyio.sleep(0.01)
 
+    async def sample_memory() -> None:
+        while True:
+            await anyio.sleep(memory.next_interval())
+            memory.sample()
+
     async def run_all() -> None:
         async with anyio.create_task_group() as tg:
             pumps_done = anyio.Event()
             exited = anyio.Event()
+            tg.start_soon(sample_memory)
 
             async def pumps() -> None:
                 async with anyio.create_task_group() as inner:
@@ -572,10 +580,12 @@ async def run_supervised(
             result.returncode = proc.returncode
             result.cpu_user_s = float(usage.ru_utime)  # type: ignore[attr-defined]
             result.cpu_system_s = float(usage.ru_stime)  # type: ignore[attr-defined]
-            result.peak_rss_mb = round(float(usage.ru_maxrss) / 1024.0, 1)  # type: ignore[attr-defined]
+            result.peak_rss_mb = memory.peak_mb(int(usage.ru_maxrss))  # type: ignore[attr-defined]
         elif proc.returncode is None:
             # Never reaped (should not happen): record it so Popen does not warn, and say so.
             proc.returncode = -9
+        if result.peak_rss_mb is None:
+            result.peak_rss_mb = memory.peak_mb(None)
         # The /proc scan only when the group still answers a signal (it costs ~2 ms on a busy host).
         result.left_behind = group_members(pgid) if _group_alive(pgid) else []
     if mark is not None:
