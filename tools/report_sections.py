@@ -12,7 +12,7 @@ from typing import Any
 
 from .errors import ItestError
 from .flaky import SLOW_MIN_DELTA_S, SLOW_RATIO, FlakyReport, TestStats
-from .models import Outcome, PhaseRun, RunStatus, TestResult, TestTiming
+from .models import CountsSource, Outcome, PhaseRun, RunStatus, TestResult, TestTiming
 from .phases import Phase, Runner
 from .repo import Project
 from .report_causes import Cause, classify
@@ -193,32 +193,50 @@ def failure_findings(runs: list[PhaseRun], history: FlakyReport | None) -> Criti
                     excerpt=_clip_tail(panic.excerpt, 1200),
                 )
             )
-    items = _merge_failures(items, {run.run_id: run.report.totals.tests for run in runs})
+    items = _merge_failures(items, {run.run_id: run for run in runs})
     findings.causes = dict(Counter(item.cause.value for item in items).most_common())
     findings.failures = items[:MAX_FAILURES]
     findings.failures_omitted = max(0, len(items) - MAX_FAILURES)
     return findings
 
 
-def _merge_failures(items: list[FailureFinding], tests_in_run: dict[str, int]) -> list[FailureFinding]:
+def _merge_failures(items: list[FailureFinding], runs: dict[str, PhaseRun]) -> list[FailureFinding]:
     """One finding per test (package/classname + name), however many selected runs and phases it failed in.
 
-    A test failing in `api-client` and again in `all` is one problem to fix. The finding keeps the data of
-    the most specific run (the one with the fewest tests: its output has the least noise), the latest on a tie,
-    and lists every phase and run it was seen in.
+    A test failing in `api-client` and again in `all` is one problem to fix. The finding keeps the richest
+    evidence: a race or panic over a plain failure, counts parsed from go test -json or JUnit over a command's
+    text output (which knows nothing of races), a failure with a file:line over one without; then the most
+    specific run (the fewest tests: its output has the least noise), the latest on a tie. It lists every phase
+    and run it was seen in.
     """
     groups: dict[tuple[str, str], list[FailureFinding]] = {}
     for item in items:
         groups.setdefault((item.classname, item.test), []).append(item)
     merged: list[FailureFinding] = []
     for group in groups.values():
-        primary = min(group, key=lambda i: (tests_in_run.get(i.run_id, 0), _reverse_key(i.run_id)))
-        runs = list(dict.fromkeys(i.run_id for i in group))
-        primary.seen_in = runs
+        primary = min(group, key=lambda i: _evidence_rank(i, runs.get(i.run_id)))
+        seen = list(dict.fromkeys(i.run_id for i in group))
+        primary.seen_in = seen
         primary.phases = list(dict.fromkeys(i.phase for i in group))
-        primary.also_failed_in = [r for r in runs if r != primary.run_id]
+        primary.also_failed_in = [r for r in seen if r != primary.run_id]
         merged.append(primary)
     return merged
+
+
+STRONG_CAUSES = frozenset({Cause.DATA_RACE, Cause.PANIC})
+STRUCTURED_SOURCES = frozenset({CountsSource.GO_JSON, CountsSource.JUNIT, CountsSource.PYTEST})
+
+
+def _evidence_rank(item: FailureFinding, run: PhaseRun | None) -> tuple[bool, bool, bool, int, tuple[int, ...]]:
+    # min() over this picks the richest evidence first (False sorts before True).
+    source = run.report.source if run is not None else CountsSource.NONE
+    return (
+        item.cause not in STRONG_CAUSES,
+        source not in STRUCTURED_SOURCES,
+        item.location is None,
+        run.report.totals.tests if run is not None else 0,
+        _reverse_key(item.run_id),
+    )
 
 
 def _reverse_key(text: str) -> tuple[int, ...]:

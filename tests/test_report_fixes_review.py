@@ -1,0 +1,53 @@
+"""Report defects a review of the demo found: a race reported as an assertion after merging runs, a stale
+assessment turned into fixes, a flaky test as an Immediate fix, flakiness inferred from a timeout-killed run,
+a parent and its subtest both among the slowest tests, a GitHub line whose count disagrees with its findings."""
+
+from __future__ import annotations
+
+import pytest
+from helpers_history import NOW, factory
+
+from itest_mcp.tools import history
+from itest_mcp.tools.models import CountsSource, DataRace, Failure, Location, Outcome
+from itest_mcp.tools.repo import Project, open_project
+from itest_mcp.tools.report import build_report
+from itest_mcp.tools.report_markdown import render_markdown
+
+FAIL = Outcome.FAILED
+PKG = "example.com/demo/test/integration"
+
+
+@pytest.fixture
+def project(make_repo) -> Project:  # type: ignore[no-untyped-def]
+    return open_project(make_repo({"README.md": "x\n"}))
+
+
+def test_a_race_seen_in_a_json_run_stays_a_race_when_a_text_run_saw_the_same_failure(project: Project) -> None:
+    # A Makefile command phase: counts from plain `go test` text, three tests, no race information.
+    text_run = factory.make_run(
+        0,
+        [factory.make_test("TestConcurrentSync", FAIL, message="failed"), factory.make_test("TestA")],
+        phase="test-integration",
+    )
+    text_run.report.source = CountsSource.TEXT
+    text_run.report.failures = [Failure(test="TestConcurrentSync", classname=PKG, message="failed", excerpt="")]
+    # The `all` phase: go test -json with -race, eleven tests, the race attributed to the test.
+    wide_tests = [factory.make_test("TestConcurrentSync", FAIL, message="race detected during execution of test")]
+    wide_tests += [factory.make_test(f"TestOk{i}") for i in range(10)]
+    wide = factory.make_run(1, wide_tests, phase="all")
+    where = [Location(file="internal/reposync/sync.go", line=42)]
+    wide.report.races = [DataRace(test="TestConcurrentSync", package=PKG, locations=where)]
+    for run in (text_run, wide):
+        history.write_run_folder(project, run)
+
+    result = build_report(project, [text_run.run_id, wide.run_id], now=NOW, save=False)
+
+    (finding,) = result.findings.failures
+    assert finding.cause.value == "data race" and finding.run_id == wide.run_id
+    assert finding.location == "internal/reposync/sync.go:42"
+    assert finding.phases == ["test-integration", "all"]
+    assert finding.also_failed_in == [text_run.run_id]
+    assert result.findings.causes == {"data race": 1}
+    (fix,) = [r for r in result.recommendations if r.category == "fix"]
+    assert fix.text.startswith("Fix the data race in TestConcurrentSync at internal/reposync/sync.go:42")
+    assert "By cause: data race 1." in render_markdown(result)
