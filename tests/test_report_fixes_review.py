@@ -8,10 +8,11 @@ import pytest
 from helpers_history import NOW, factory
 
 from itest_mcp.tools import history
-from itest_mcp.tools.models import CountsSource, DataRace, Failure, Location, Outcome
+from itest_mcp.tools.models import CountsSource, DataRace, Failure, Location, Model, Outcome
 from itest_mcp.tools.repo import Project, open_project
 from itest_mcp.tools.report import build_report
 from itest_mcp.tools.report_markdown import render_markdown
+from itest_mcp.tools.results_store import save_latest
 
 FAIL = Outcome.FAILED
 PKG = "example.com/demo/test/integration"
@@ -51,3 +52,31 @@ def test_a_race_seen_in_a_json_run_stays_a_race_when_a_text_run_saw_the_same_fai
     (fix,) = [r for r in result.recommendations if r.category == "fix"]
     assert fix.text.startswith("Fix the data race in TestConcurrentSync at internal/reposync/sync.go:42")
     assert "By cause: data race 1." in render_markdown(result)
+
+
+class _Assessment(Model):
+    head: str
+    recommended: list[dict[str, object]]
+
+
+def test_an_assessment_of_another_commit_recommends_nothing(project: Project) -> None:
+    run = factory.make_run(0, [factory.make_test("TestA")], phase="all")
+    history.write_run_folder(project, run)
+    assert run.commit is not None
+
+    save_latest(project, "assess", _Assessment(head="f" * 40, recommended=[{"name": "api-client"}]))
+    result = build_report(project, [run.run_id], now=NOW, save=False)
+    titles = [f.title for f in result.findings.environment]
+    assert not any("was recommended by assess_changes" in t for t in titles)
+    assert not any(r.text.startswith("Run phase") for r in result.recommendations)
+    (stale,) = [t for t in titles if "assess_changes" in t]
+    assert stale.startswith(
+        f"the latest assess_changes result is for commit ffffffffffff, not the reported runs' commit {run.commit[:12]}"
+    )
+
+    # the same assessment of the runs' own commit still asks for the phase
+    save_latest(project, "assess", _Assessment(head=run.commit, recommended=[{"name": "api-client"}]))
+    result = build_report(project, [run.run_id], now=NOW, save=False)
+    assert [r.text for r in result.recommendations if r.text.startswith("Run phase")] == [
+        "Run phase api-client (`itest-mcp run api-client`)"
+    ]

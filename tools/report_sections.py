@@ -33,6 +33,7 @@ from .report_tool_results import (
     github_summary,
     github_unreachable,
     recommended_phases,
+    stale_assessment,
 )
 from .results_store import ERROR_KEY
 
@@ -460,6 +461,11 @@ def environment_findings(
     except ItestError as exc:
         found.append(Finding(category="environment", title=f"the phase configuration cannot be read: {exc}"))
     assess = latest.get("assess")
+    stale = stale_assessment(assess, runs)
+    if stale:
+        # An assessment of another branch or commit recommends phases for changes these runs do not have.
+        found.append(Finding(category="environment", title=stale, source="assess_changes (another commit)"))
+        assess = None
     recommended = recommended_phases(assess)
     covered: dict[str, list[str]] = {}
     for name in recommended:

@@ -45,6 +45,19 @@ def recommended_phases(assess: dict[str, Any] | None) -> list[str]:
     return names
 
 
+def stale_assessment(assess: dict[str, Any] | None, runs: list[PhaseRun]) -> str | None:
+    """Why an assess_changes result does not describe the reported runs (its head is another commit), or None."""
+    head = _get(assess, "head")
+    commits = {run.commit for run in runs if run.commit}
+    if not isinstance(head, str) or not head or not commits or head in commits:
+        return None
+    ran_at = ", ".join(sorted(c[:12] for c in commits))
+    return (
+        f"the latest assess_changes result is for commit {head[:12]}, not the reported runs' commit {ran_at}; "
+        "its recommended phases are ignored (run assess_changes again on this commit)"
+    )
+
+
 def github_api_changed(assess: dict[str, Any] | None) -> bool:
     """Whether an assess_changes result says GitHub API code changed."""
     categories = _get(assess, "categories")
