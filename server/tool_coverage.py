@@ -72,12 +72,17 @@ def render(result: CoverageGaps) -> str:
     )
     lines.append(f"diff:     {result.base_label} → {result.head_label}")
     lines.append(
-        f"changed lines: {p.percent}% covered ({p.covered}/{p.measured} measured)"
+        (
+            f"changed lines: {p.percent}% covered ({p.covered}/{p.measured} measured)"
+            if p.measured
+            else "changed lines: none measured"
+        )
         + (
             f"; {p.percent_with_unmeasured}% counting {len(p.unmeasured_files)} file(s) without data"
             if p.unmeasured_files
             else ""
         )
+        + (f"; {len(p.stale_files)} file(s) left out, stale coverage" if p.stale_files else "")
     )
     for cf in result.changed_files:
         rng = ", ".join(f"{r.start}-{r.end}" if r.end != r.start else str(r.start) for r in cf.uncovered_ranges[:8])

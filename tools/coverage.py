@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import posixpath
 import re
+from collections.abc import Collection
 from pathlib import Path
 
 from pydantic import Field
@@ -27,6 +28,7 @@ from .gofuncs import FuncInfo, go_functions, python_functions
 from .models import Model, PhaseRun
 from .repo import Project
 from .scenarios import ScenarioResult, assess_scenarios
+from .stale_sources import Recorded, stale_files
 
 RUN_COVERAGE_NAMES = ("coverage.out", "coverage.xml", "lcov.info", "coverage.lcov", "jacoco.xml")
 FILES_LIMIT = 25
@@ -61,6 +63,8 @@ class FileCoverage(Model):
     measured: int
     covered: int
     percent: float | None
+    stale: bool = False
+    """The file changed after its coverage was recorded (the totals still say what that run measured)."""
 
 
 class ChangedFileCoverage(Model):
@@ -68,7 +72,8 @@ class ChangedFileCoverage(Model):
 
     path: str
     status: str
-    """`measured`, `no-data` (a source file the reports do not cover) or `not-source`."""
+    """`measured`, `no-data` (a source file the reports do not cover), `stale` (the file changed after its coverage
+    was recorded, so the recorded line numbers no longer fit it: no figures) or `not-source`."""
     changed_lines: int
     measured: int = 0
     covered: int = 0
@@ -89,6 +94,9 @@ class PatchCoverage(Model):
     count_unmeasured: bool = True
     percent_with_unmeasured: float | None = None
     """Counting the changed lines of unmeasured source files as uncovered (when `count_unmeasured`)."""
+    stale_files: list[str] = Field(default_factory=list)
+    """Changed files edited after their coverage was recorded: left out of every figure above."""
+    stale_lines: int = 0
 
 
 class UncoveredFunction(Model):
@@ -180,17 +188,43 @@ def run_coverage(project: Project, run_id: str) -> list[Path]:
 
 
 def _run_files(project: Project, run_dir: Path) -> list[Path]:
-    record = run_dir / "run.json"
-    if record.is_file():
-        try:
-            run = PhaseRun.model_validate(json.loads(record.read_text(encoding="utf-8")))
-            paths = [project.root / p for p in run.artifacts.coverage]
-            paths = [p for p in paths if p.is_file()]
-            if paths:
-                return paths
-        except (ValueError, OSError):
-            pass
+    run = _run_record(run_dir)
+    if run is not None:
+        paths = [project.root / p for p in run.artifacts.coverage]
+        paths = [p for p in paths if p.is_file()]
+        if paths:
+            return paths
     return [run_dir / n for n in RUN_COVERAGE_NAMES if (run_dir / n).is_file()]
+
+
+def _run_record(run_dir: Path) -> PhaseRun | None:
+    record = run_dir / "run.json"
+    try:
+        return PhaseRun.model_validate(json.loads(record.read_text(encoding="utf-8")))
+    except (ValueError, OSError):
+        return None
+
+
+def recorded_as(project: Project, paths: list[Path], run_id: str | None) -> list[Recorded]:
+    """What each coverage file was recorded from: the run's commit and dirty flag when it belongs to a run."""
+    run = _run_record(project.root / ".itest" / "runs" / run_id) if run_id else None
+    if run is None:
+        return [Recorded(coverage_file=p) for p in paths]
+    return [Recorded(coverage_file=p, run_id=run.run_id, commit=run.commit, dirty=run.dirty) for p in paths]
+
+
+def find_stale(project: Project, recorded: list[Recorded], covers: list[set[str]], notes: list[str]) -> set[str]:
+    """Files some coverage input measured that changed since that input was recorded, each named in `notes`."""
+    stale: dict[str, str] = {}
+    for rec, rels in zip(recorded, covers, strict=True):
+        for rel, why in stale_files(project, rec, rels).items():
+            stale.setdefault(rel, why)
+    for rel, why in sorted(stale.items()):
+        notes.append(
+            f"{rel}: stale coverage, the file {why}; its line numbers no longer match the coverage data, so its "
+            "changed-line and function figures are left out (rerun the phase with coverage)"
+        )
+    return set(stale)
 
 
 def changed_ranges(changed: list[ChangedFile]) -> dict[str, list[tuple[int, int]]]:
@@ -207,11 +241,13 @@ def load_coverage(
     matcher: PathMatcher,
     project: Project | None = None,
     changed: list[ChangedFile] | None = None,
+    covers: list[set[str]] | None = None,
 ) -> tuple[dict[str, FileData], list[CoverageInput], list[UnmatchedPath], list[str]]:
     """Read every file, map its names to repository files and merge what several reports say about one file.
 
     With `changed` (the diff), Go profiles collect the blocks meeting the changed lines while they
-    stream, so `join_changes` needs no second read of them.
+    stream, so `join_changes` needs no second read of them. `covers`, when given, receives per input
+    the repository files it measured.
     """
     merged: dict[str, FileData] = {}
     inputs: list[CoverageInput] = []
@@ -235,12 +271,16 @@ def load_coverage(
             )
         )
         notes.extend(data.notes)
+        measured_here: set[str] = set()
+        if covers is not None:
+            covers.append(measured_here)
         for name, fd in data.files.items():
             rel = resolved[name] if not data.sources and name in resolved else matcher.match(name, data.sources)
             if rel is None:
                 unmatched.append(matcher.describe_miss(name, shown))
                 continue
             fd.name = rel
+            measured_here.add(rel)
             old = merged.get(rel)
             merged[rel] = fd if old is None else merge_files(old, fd)
         data.files.clear()
@@ -279,6 +319,7 @@ def join_changes(
     *,
     count_unmeasured: bool = True,
     limit: int | None = None,
+    stale: Collection[str] = (),
 ) -> tuple[list[ChangedFileCoverage], PatchCoverage]:
     """Changed-line coverage per changed file and in total (diff-cover's rules for measured files).
 
@@ -286,11 +327,15 @@ def join_changes(
     changed lines (all when None), so a 2,000-file diff does not flood a tool result.
     """
     with paused_gc():
-        return _join_changes(files, changed, count_unmeasured, limit)
+        return _join_changes(files, changed, count_unmeasured, limit, stale)
 
 
 def _join_changes(
-    files: dict[str, FileData], changed: list[ChangedFile], count_unmeasured: bool, limit: int | None
+    files: dict[str, FileData],
+    changed: list[ChangedFile],
+    count_unmeasured: bool,
+    limit: int | None,
+    stale: Collection[str],
 ) -> tuple[list[ChangedFileCoverage], PatchCoverage]:
     extensions: set[str] | None = None  # only needed for changed files without data: built on first use
     rows: list[tuple[str, str, int, int, int, list[tuple[int, int]]]] = []
@@ -304,6 +349,11 @@ def _join_changes(
         pairs = [(r.start, r.end) for r in cf.ranges]
         changed_lines = span_lines(pairs)
         fd = files.get(cf.path)
+        if fd is not None and cf.path in stale:
+            rows.append((cf.path, "stale", changed_lines, 0, 0, []))
+            patch.stale_files.append(cf.path)
+            patch.stale_lines += changed_lines
+            continue
         if fd is None:
             if extensions is None:
                 extensions = {posixpath.splitext(p)[1] for p in files}
@@ -340,7 +390,7 @@ def _join_changes(
     extra = patch.unmeasured_lines if count_unmeasured else 0
     patch.percent_with_unmeasured = _pct(patch.covered, patch.measured + extra)
     if limit is not None and len(rows) > limit:
-        rows = sorted(rows, key=lambda r: (r[1] != "no-data", -r[4], r[0]))[:limit]
+        rows = sorted(rows, key=lambda r: (r[1] not in ("no-data", "stale"), -r[4], r[0]))[:limit]
     out = [
         ChangedFileCoverage(
             path=path,
@@ -357,7 +407,7 @@ def _join_changes(
     return out, patch
 
 
-def file_totals(files: dict[str, FileData]) -> tuple[Totals, list[FileCoverage]]:
+def file_totals(files: dict[str, FileData], stale: Collection[str] = ()) -> tuple[Totals, list[FileCoverage]]:
     """Overall and per-file totals."""
     per: list[FileCoverage] = []
     tm = tc = 0
@@ -365,7 +415,9 @@ def file_totals(files: dict[str, FileData]) -> tuple[Totals, list[FileCoverage]]
         m, c = fd.totals()
         tm += m
         tc += c
-        per.append(FileCoverage(path=path, unit=fd.unit, measured=m, covered=c, percent=_pct(c, m)))
+        per.append(
+            FileCoverage(path=path, unit=fd.unit, measured=m, covered=c, percent=_pct(c, m), stale=path in stale)
+        )
     return Totals(measured=tm, covered=tc, percent=_pct(tc, tm), files=len(per)), per
 
 
@@ -377,8 +429,13 @@ def function_coverage(
     files: dict[str, FileData],
     changed: dict[str, list[LineRange]],
     notes: list[str],
+    stale: Collection[str] = (),
 ) -> tuple[list[UncoveredFunction], dict[str, dict[str, list[FuncInfo]]]]:
-    """Uncovered functions of the changed and network/API files, ranked by risk; and the functions found."""
+    """Uncovered functions of the changed and network/API files, ranked by risk; and the functions found.
+
+    Files in `stale` are parsed (scenario suggestions name their functions) but not measured: their
+    coverage data describes other line numbers.
+    """
     wanted = [p for p in files if p in changed or _RISKY_PATH.search(p)]
     wanted = sorted(wanted, key=lambda p: (p not in changed, p))[:FUNCTION_FILES_LIMIT]
     go_files = [p for p in wanted if p.endswith(".go") and not p.endswith("_test.go") and (project_root / p).is_file()]
@@ -389,7 +446,10 @@ def function_coverage(
     }
     out: list[UncoveredFunction] = []
     asked = [
-        (path, funcs) for lang_funcs in found.values() for path, funcs in lang_funcs.items() if path in files and funcs
+        (path, funcs)
+        for lang_funcs in found.values()
+        for path, funcs in lang_funcs.items()
+        if path in files and funcs and path not in stale
     ]
     answers = query_files([(files[path], [(f.line, f.end) for f in funcs]) for path, funcs in asked])
     for (path, funcs), spans in zip(asked, answers, strict=True):
@@ -469,15 +529,19 @@ def find_coverage_gaps(
     matcher = PathMatcher(project.root)
     # The diff first: Go profiles are joined with it while they stream.
     changes = collect_changes(project, base, include_worktree=include_worktree)
-    data, inputs, unmatched, load_notes = load_coverage(paths, matcher, project, changes.files)
+    covers: list[set[str]] = []
+    data, inputs, unmatched, load_notes = load_coverage(paths, matcher, project, changes.files, covers)
     notes.extend(load_notes)
     notes.extend(changes.notes)
-    changed_cov, patch = join_changes(data, changes.files, count_unmeasured=count_unmeasured, limit=CHANGED_LIMIT)
-    totals, per_file = file_totals(data)
+    stale = find_stale(project, recorded_as(project, paths, used_run), covers, notes)
+    changed_cov, patch = join_changes(
+        data, changes.files, count_unmeasured=count_unmeasured, limit=CHANGED_LIMIT, stale=stale
+    )
+    totals, per_file = file_totals(data, stale)
     changed_paths = {c.path for c in changed_cov}
     per_file.sort(key=lambda f: (f.path not in changed_paths, f.percent if f.percent is not None else 101.0, f.path))
     changed_ranges = {cf.path: cf.ranges for cf in changes.files if cf.status != "deleted"}
-    functions, found = function_coverage(project.root, data, changed_ranges, notes)
+    functions, found = function_coverage(project.root, data, changed_ranges, notes, stale)
     scen: list[ScenarioResult] = []
     if scenarios:
         if not any(found.values()):
@@ -513,6 +577,9 @@ def rank_gaps(result: CoverageGaps) -> list[GapItem]:
             scored.append(
                 (30, "changed-file-without-coverage", cf.path, cf.path, "changed source file the tests never load")
             )
+        elif cf.status == "stale":
+            why = "edited after its coverage was recorded; rerun the phase with coverage to measure it"
+            scored.append((25, "stale-coverage", cf.path, cf.path, why))
         elif cf.uncovered:
             risk = 10 + min(cf.uncovered, 20) + (8 if _RISKY_PATH.search(cf.path) else 0)
             first = cf.uncovered_ranges[0]
