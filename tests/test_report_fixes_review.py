@@ -80,3 +80,31 @@ def test_an_assessment_of_another_commit_recommends_nothing(project: Project) ->
     assert [r.text for r in result.recommendations if r.text.startswith("Run phase")] == [
         "Run phase api-client (`itest-mcp run api-client`)"
     ]
+
+
+def test_a_flaky_test_is_a_reliability_item_only_and_says_what_happened(project: Project) -> None:
+    def flaky(outcome: Outcome = Outcome.FLAKY):  # type: ignore[no-untyped-def]
+        message = "eventual consistency: repo not visible yet (attempt 1)"
+        tries = [(FAIL, 0.01, message), (Outcome.PASSED, 0.01, None)] if outcome is Outcome.FLAKY else None
+        return factory.make_test(
+            "TestFlakyEventualConsistency", outcome, attempts=tries, message=message, file="flaky_test.go", line=32
+        )
+
+    runs = [
+        factory.make_run(0, [flaky(FAIL)], phase="flaky"),
+        factory.make_run(1, [flaky()], phase="flaky"),
+        factory.make_run(2, [flaky(), factory.make_test("TestA")], phase="all"),
+    ]
+    for run in runs:
+        history.write_run_folder(project, run)
+    result = build_report(project, [r.run_id for r in runs], now=NOW, save=False)
+
+    assert [f.test for f in result.findings.failures] == ["TestFlakyEventualConsistency"]  # it did fail
+    assert not [r for r in result.recommendations if r.category == "fix"]
+    (rec,) = [r for r in result.recommendations if r.category == "reliability"]
+    assert rec.text == (
+        "Stabilise TestFlakyEventualConsistency at flaky_test.go:32: it failed on its first attempt in 3 of 3 run(s); "
+        "passed on a rerun in 2"
+    )
+    assert rec.evidence.startswith("failed, then passed on a rerun in 2 run(s)")
+    assert f"its failure, phase flaky, run {runs[0].run_id}: “eventual consistency" in rec.evidence

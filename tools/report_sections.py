@@ -537,8 +537,17 @@ def recommendations(
     """Recommendations: fixes, reliability, performance and new tests, each with the data that calls for it."""
     recs: list[Recommendation] = []
     seen: set[tuple[str, str]] = set()
+    # A test history calls flaky failed and then passed (on a rerun, or on the same commit): its failure is a
+    # Reliability item, not an Immediate fix of a check that is wrong.
+    flaky_history = {key for stats in (history.flaky if history else []) for key in (stats.key, stats.name)}
+    flaky_failures: dict[str, FailureFinding] = {}
     for item in findings.failures:
         if (item.classname, item.test) in seen:
+            continue
+        key = f"{item.classname}::{item.test}" if item.classname else item.test
+        if key in flaky_history or item.test in flaky_history:
+            flaky_failures.setdefault(key, item)
+            flaky_failures.setdefault(item.test, item)
             continue
         seen.add((item.classname, item.test))
         where = f" at {item.location}" if item.location else ""
@@ -572,14 +581,8 @@ def recommendations(
     if history is not None:
         for stats in history.flaky:
             flaky_keys.add(stats.key)
-            recs.append(
-                Recommendation(
-                    category="reliability",
-                    text=f"Stabilise {stats.name}: it failed in {stats.runs_with_failure} of its last {stats.runs} "
-                    f"run(s) ({stats.failure_rate:.0%})",
-                    evidence=stats.evidence,
-                )
-            )
+            failure = flaky_failures.get(stats.key) or flaky_failures.get(stats.name)
+            recs.append(_reliability(stats, failure))
     for run_id, test in flaky_now:
         if test.key in flaky_keys:
             continue
@@ -622,3 +625,19 @@ def recommendations(
     for idea in coverage.test_ideas[:15]:
         recs.append(Recommendation(category="new-test", text=idea.text, evidence=idea.evidence))
     return recs
+
+
+def _reliability(stats: TestStats, failure: FailureFinding | None) -> Recommendation:
+    """Stabilise a flaky test, saying what happened: first attempts that failed, reruns that passed."""
+    where = f" at {failure.location}" if failure is not None and failure.location else ""
+    if stats.rerun_passes:
+        what = (
+            f"it failed on its first attempt in {stats.runs_with_failure} of {stats.runs} run(s); "
+            f"passed on a rerun in {stats.rerun_passes}"
+        )
+    else:
+        what = f"it failed in {stats.runs_with_failure} of {stats.runs} run(s) and passed in another on the same commit"
+    evidence = stats.evidence
+    if failure is not None:
+        evidence += f"; its failure, {seen_in_text(failure)}: “{clip(first_line(failure.message), 200)}”"
+    return Recommendation(category="reliability", text=f"Stabilise {stats.name}{where}: {what}", evidence=evidence)
