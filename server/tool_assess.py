@@ -103,7 +103,9 @@ def render_assessment(assessment: Assessment) -> str:
             for e in c.examples:
                 at = f"{e.file}:{e.line}" if e.line is not None else e.file
                 mark = " (removed)" if e.removed else ""
-                lines.append(f"  {c.category:<13} {at}{mark}  {e.match!r}  [{e.rule}]")
+                # Evidence without a changed line (a path or whole-file rule) says in its text why it counts.
+                why = f": {e.text}" if e.line is None and e.text else ""
+                lines.append(f"  {c.category:<13} {at}{mark}  {e.match!r}  [{e.rule}]{why}")
     if a.risk:
         lines.append("")
         lines.append("risk:")

@@ -59,7 +59,9 @@ def test_category_fires_on_real_hunk_not_on_lookalike(
     append(demo_repo, rel, "\n")
     look_line = append(demo_repo, rel, lookalike)
     assessment = assess_changes(open_project(demo_repo), import_graph=False)
-    assert hits(assessment, rel, category) == [], f"{category} fired on a look-alike at line {look_line}"
+    # Only changed lines count here: the demo's client.go is a GitHub client as a whole (evidence without a line).
+    on_lines = [line for line in hits(assessment, rel, category) if line is not None]
+    assert on_lines == [], f"{category} fired on a look-alike at line {look_line}"
     real_line = append(demo_repo, rel, real)
     assessment = assess_changes(open_project(demo_repo), import_graph=False)
     assert real_line in hits(assessment, rel, category)

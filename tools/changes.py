@@ -536,6 +536,8 @@ class _Impact:
     go: dict[str, list[tuple[str, list[str]]]] = field(default_factory=dict)
     py: dict[str, list[tuple[str, list[str]]]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    asked: set[str] = field(default_factory=set)
+    """Changed files the import graph was asked about: for these a phase's tests reaching them is known."""
 
 
 def _phase_test_files(phase: Phase, path: str) -> bool:
@@ -560,7 +562,7 @@ def _phase_test_files(phase: Phase, path: str) -> bool:
 
 
 def _go_impact(
-    project: Project, phases: PhaseSet, files: list[FileAssessment], changeset: ChangeSet
+    project: Project, phases: PhaseSet, files: list[FileAssessment], changeset: ChangeSet, asked: set[str]
 ) -> tuple[dict[str, list[tuple[str, list[str]]]], list[str]]:
     """phase → [(changed file, import chain)] for Go phases whose tests import a changed non-test package."""
     from .impact import find_go_module, go_file_imports, load_go_graph
@@ -579,6 +581,7 @@ def _go_impact(
         return {}, [f"Go import graph unavailable: {exc}"]
     status = "cached" if graph.cached else "built with go list"
     notes = [f"Go import graph: {len(graph.packages)} packages ({status}; tags: {','.join(tags) or 'none'})"]
+    asked.update(f.path for f in changed)
     changed_pkgs: dict[str, list[str]] = {}
     for f in changed:
         assert f.go_package is not None
@@ -624,7 +627,7 @@ def _phase_go_sources(project: Project, phase: Phase, graph: object) -> list[str
 
 
 def _py_impact(
-    project: Project, phases: PhaseSet, files: list[FileAssessment]
+    project: Project, phases: PhaseSet, files: list[FileAssessment], asked: set[str]
 ) -> tuple[dict[str, list[tuple[str, list[str]]]], list[str]]:
     """phase → [(changed file, import chain)] for pytest phases whose test files import a changed module."""
     from .impact import load_python_graph
@@ -634,6 +637,7 @@ def _py_impact(
     if not py_phases or not changed:
         return {}, []
     graph = load_python_graph(project)
+    asked.update(changed)
     notes = [f"Python import graph: {len(graph.modules)} modules (AST)"]
     result: dict[str, list[tuple[str, list[str]]]] = {}
     for phase in py_phases:
@@ -721,18 +725,36 @@ def recommend(
         # Test file names say what a phase is about only when it has a few of them (not `all`).
         named_files = [PurePosixPath(t).name for t in phase.test_files] if len(phase.test_files) <= 2 else []
         haystack = " ".join([phase.name, phase.description, *named_files]).lower()
+        reached = {path for path, _ in impact.go.get(phase.name, []) + impact.py.get(phase.name, [])}
+        unrelated: list[str] = []
         for name, paths in code_categories.items():
             keywords = rules.category(name).phase_keywords
             hit = next((k for k in keywords if k.lower() in haystack), None)
-            if hit is not None:
-                reasons.append(
-                    Reason(
-                        kind="category",
-                        text=f"{name} changes in {_short_list(paths)}; the phase is about {hit!r}",
-                        files=paths,
-                        categories=[name],
-                    )
+            if hit is None:
+                continue
+            # A name is a hint, the import graph is a fact: a go/pytest phase whose tests import none of
+            # the changed files the graph was asked about does not exercise them, whatever it is called.
+            related = paths if phase.runner is Runner.COMMAND else [
+                p for p in paths if p not in impact.asked or p in reached
+            ]  # fmt: skip
+            if not related:
+                unrelated.append(f"its name says {hit!r} ({name}), but its tests import none of {_short_list(paths)}")
+                continue
+            how = (
+                "its tests import them"
+                if any(p in reached for p in related)
+                else "a command phase has no import graph, so its name is the only link"
+                if phase.runner is Runner.COMMAND
+                else "no import graph answered for them"
+            )
+            reasons.append(
+                Reason(
+                    kind="category",
+                    text=f"{name} changes in {_short_list(related)}; the phase is about {hit!r} and {how}",
+                    files=related,
+                    categories=[name],
                 )
+            )
         if reasons:
             recommended.append(
                 PhaseRecommendation(
@@ -745,7 +767,7 @@ def recommend(
                 )
             )
         else:
-            skipped.append(PhaseSkipped(phase=phase.name, why=_why_not(phase)))
+            skipped.append(PhaseSkipped(phase=phase.name, why="; ".join([_why_not(phase), *unrelated])))
     return recommended, skipped, notes
 
 
@@ -804,12 +826,14 @@ def assess_changes(
         else:
             files.append(_assess_file(changed, lines, rules, locator))
 
+    _add_whole_file_categories(project, files, rules, changeset)
+
     impact = _Impact()
     graph_notes: list[str] = []
     if import_graph:
-        impact.go, notes = _go_impact(project, phases, files, changeset)
+        impact.go, notes = _go_impact(project, phases, files, changeset, impact.asked)
         graph_notes += notes
-        impact.py, notes = _py_impact(project, phases, files)
+        impact.py, notes = _py_impact(project, phases, files, impact.asked)
         graph_notes += notes
         if not graph_notes:
             graph_notes.append("import graph not needed: no changed Go package or Python module outside tests")
@@ -886,6 +910,96 @@ def _assess_file(
         ignored=ignored,
         lines_truncated=bool(lines and lines.truncated),
     )
+
+
+CODE_LANGUAGES = frozenset({"go", "python", "shell", "ruby"} | (C_LIKE - {"css", "protobuf"}))
+"""Languages whose files can make their package a client of something (a README naming a host does not)."""
+
+
+def _is_test_path(path: str) -> bool:
+    name = path.rpartition("/")[2]
+    return (
+        name.endswith(("_test.go", "_test.py"))
+        or (name.startswith("test_") and name.endswith(".py"))
+        or (name == "conftest.py")
+    )
+
+
+def _add_whole_file_categories(
+    project: Project, files: list[FileAssessment], rules: RuleSet, changeset: ChangeSet
+) -> None:
+    """Give each changed source file the categories of the `whole_file` rules its content or package matches.
+
+    The changed lines of a retry tweak in a GitHub client name nothing of GitHub, yet the change is to
+    the GitHub client: the file (or another non-test file of its folder) holds the API host, media type or
+    client library. Test files neither get nor give the category: a fixture URL does not make a client.
+    """
+    from .folder_grep import grep_folders
+
+    wanted = rules.whole_file_rules
+    candidates = [
+        f
+        for f in files
+        if not f.ignored and f.status != "deleted" and f.language in CODE_LANGUAGES and not _is_test_path(f.path)
+    ]
+    rev = None if changeset.include_worktree else changeset.head or None
+    if not wanted or not candidates or (rev is None and not changeset.include_worktree):
+        return
+    needles = {n for c in wanted for n in (c.needles or ("",))}
+    folders = sorted({f.path.rpartition("/")[0] for f in candidates})
+    # path → category → (rule id, line, matched text): the first hit of each category in each file.
+    found: dict[str, dict[str, tuple[str, int, str]]] = {}
+    for hit in grep_folders(project, folders, sorted(needles), rev):
+        language = language_of(hit.path)
+        if language not in CODE_LANGUAGES or _is_test_path(hit.path):
+            continue
+        views = _Stripper(language).views(hit.text, hit.line)
+        per_file = found.setdefault(hit.path, {})
+        for compiled in wanted:
+            category = compiled.rule.category
+            if category in per_file or (compiled.languages and language not in compiled.languages):
+                continue
+            if not compiled.path_applies(hit.path):
+                continue
+            assert compiled.regex is not None
+            if compiled.scope == "import":
+                subjects = _imports_of(language, hit.text) if views.code.strip() else []
+            else:
+                subjects = [hit.text if compiled.scope == "any" else views.code_strings if
+                            compiled.scope == "code+strings" else views.code]  # fmt: skip
+            match = next((m for m in map(compiled.regex.search, subjects) if m is not None), None)
+            if match is not None:
+                per_file[category] = (compiled.rule.id, hit.line, match.group(0))
+    order = list(rules.categories)
+    for f in candidates:
+        have = {c.category for c in f.categories}
+        folder = f.path.rpartition("/")[0]
+        own = found.get(f.path, {})
+        siblings = sorted(p for p in found if p != f.path and p.rpartition("/")[0] == folder)
+        added = False
+        for category in order + sorted({c for hits in found.values() for c in hits} - set(order)):
+            if category in have:
+                continue
+            title = rules.category(category).title or category
+            if category in own:
+                rule_id, line, matched = own[category]
+                text = f"the file is {title} code: its line {line} holds {matched!r}"
+            else:
+                source = next((p for p in siblings if category in found[p]), None)
+                if source is None:
+                    continue
+                rule_id, line, matched = found[source][category]
+                kind = (
+                    "package" if f.language == "go" or (project.root / folder / "__init__.py").is_file() else ("folder")
+                )
+                text = f"its {kind} {folder or '.'} is {title} code: {source}:{line} holds {matched!r}"
+            evidence = Evidence(file=f.path, line=None, text=text, match=matched[:80], rule=rule_id)
+            f.categories.append(FileCategory(category=category, findings=1, evidence=[evidence]))
+            added = True
+        if added:
+            f.categories.sort(
+                key=lambda c: (order.index(c.category) if c.category in order else len(order), c.category)
+            )
 
 
 def _summaries(files: list[FileAssessment], rules: RuleSet) -> list[CategorySummary]:

@@ -63,6 +63,10 @@ class Rule(Model):
     languages: list[str] = Field(default_factory=list)
     """Languages whose lines the pattern reads (empty: every text file)."""
     scope: Scope = "code"
+    whole_file: bool = False
+    """Also read the whole content of each changed file and of the other non-test files in its folder (its Go
+    package or Python package): a match there gives the changed file the category even when its changed
+    lines do not match (a retry tweak in a GitHub client is a change to the GitHub client)."""
     flags: str = ""
     """Regex flags: "i" for case-insensitive."""
 
@@ -82,6 +86,8 @@ class Rule(Model):
     def _something(self) -> Rule:
         if not self.paths and self.pattern is None:
             raise ValueError(f"rule {self.id!r} needs 'paths' or 'pattern' (or both)")
+        if self.whole_file and self.pattern is None:
+            raise ValueError(f"rule {self.id!r}: whole_file reads file content, so it needs a 'pattern'")
         return self
 
 
@@ -162,13 +168,19 @@ BUILTIN_RULES: tuple[Rule, ...] = tuple(
     Rule.model_validate(r)
     for r in [
         # GitHub API client
+        # The rules marked whole_file name GitHub itself (its hosts, media type, version header and client
+        # libraries), so a file holding one anywhere is a GitHub API client.
         {"id": "github-api.host", "category": "github-api", "pattern": r"api\.github\.com|uploads\.github\.com",
-         "scope": "code+strings", "description": "the GitHub API host"},
+         "scope": "code+strings", "description": "the GitHub API host", "whole_file": True},
         {"id": "github-api.go-import", "category": "github-api", "scope": "import", "languages": GO,
-         "pattern": r"github\.com/google/go-github|github\.com/shurcooL/githubv4|github\.com/cli/go-gh|"
-                    r"golang\.org/x/oauth2"},
+         "pattern": r"github\.com/google/go-github|github\.com/shurcooL/githubv4|github\.com/cli/go-gh",
+         "whole_file": True},
+        {"id": "github-api.go-oauth2", "category": "github-api", "scope": "import", "languages": GO,
+         "pattern": r"golang\.org/x/oauth2", "description": "OAuth2 tokens (GitHub's among others)"},
         {"id": "github-api.py-import", "category": "github-api", "scope": "import", "languages": PY,
-         "pattern": r"^(github|githubkit|ghapi|octokit|gidgethub|agithub)(\.|$)"},
+         "pattern": r"^(github|githubkit|ghapi|octokit|gidgethub|agithub)(\.|$)", "whole_file": True},
+        {"id": "github-api.media-type", "category": "github-api", "scope": "code+strings", "flags": "i",
+         "pattern": r"X-GitHub-Api-Version|application/vnd\.github", "whole_file": True},
         {"id": "github-api.octokit", "category": "github-api", "scope": "code+strings",
          "pattern": r"@octokit/|\boctokit\b", "flags": "i"},
         {"id": "github-api.gh-cli", "category": "github-api", "scope": "code+strings",
@@ -178,8 +190,7 @@ BUILTIN_RULES: tuple[Rule, ...] = tuple(
          "pattern": r"Authorization\"?\s*[:,]\s*\"?(?:token|Bearer)\b|\"(?:token|Bearer) \"\s*\+|"
                     r"f?[\"'](?:token|Bearer) \{"},
         {"id": "github-api.rate-limit", "category": "github-api", "scope": "code+strings", "flags": "i",
-         "pattern": r"x-ratelimit-(?:remaining|reset|limit|used|resource)|x-github-request-id|"
-                    r"X-GitHub-Api-Version|application/vnd\.github"},
+         "pattern": r"x-ratelimit-(?:remaining|reset|limit|used|resource)|x-github-request-id"},
         {"id": "github-api.env", "category": "github-api", "scope": "code+strings",
          "pattern": r"\bGITHUB_(?:TOKEN|API_URL|GRAPHQL_URL)\b|\bGH_TOKEN\b"},
         # network
@@ -472,6 +483,7 @@ class RuleSet:
         compiled = [CompiledRule(r) for r in rules]
         self.path_rules = [c for c in compiled if c.regex is None]
         self.line_rules = [c for c in compiled if c.regex is not None]
+        self.whole_file_rules = [c for c in self.line_rules if c.rule.whole_file]
         # A path no path rule's glob matches skips the path rules at once.
         path_globs = tuple(g for c in self.path_rules for g in c.rule.paths)
         self.path_rule_globs = path_globs
