@@ -1,7 +1,8 @@
 """Flaky, broken and slow tests over the recent runs in history.
 
 A test is *flaky* when it passed on a rerun within one run, or when it both passed
-and failed on the same commit with a clean tree; *broken* when it failed in each
+and failed on the same commit with a clean tree in runs made the same way (same argv
+apart from the test selection, neither cut short by a timeout); *broken* when it failed in each
 of its last `BROKEN_AFTER` runs. Its failure rate is the share of its recent runs
 in which at least one attempt failed. A *slow-test regression* is a latest
 duration above `SLOW_RATIO` times the median of the test's earlier durations in
@@ -12,6 +13,7 @@ Every question is asked over a window: the last `window` runs of each phase.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import statistics
 from collections import defaultdict
@@ -180,6 +182,8 @@ class HistoryView(Model):
 class _Window:
     ids: dict[int, tuple[str, str, str | None, bool, str]] = field(default_factory=dict)
     """run pk → (run_id, phase, commit, dirty, started_at)"""
+    settings: dict[int, tuple[str, str]] = field(default_factory=dict)
+    """run pk → (its argv without the test selection, its status)"""
     latest: dict[str, int] = field(default_factory=dict)
     """phase → pk of its newest run"""
 
@@ -192,12 +196,13 @@ def _window(conn: sqlite3.Connection, window: int, phases: list[str] | None = No
     win = _Window()
     for phase in phases:
         rows = conn.execute(
-            "SELECT id, run_id, phase, commit_sha, dirty, started_at FROM runs "
+            "SELECT id, run_id, phase, commit_sha, dirty, started_at, argv, status FROM runs "
             "WHERE phase = ? ORDER BY run_id DESC LIMIT ?",
             (phase, window),
         ).fetchall()
-        for pk, run_id, ph, commit, dirty, started in rows:
+        for pk, run_id, ph, commit, dirty, started, argv, status in rows:
             win.ids[pk] = (run_id, ph, commit, bool(dirty), started)
+            win.settings[pk] = (run_settings(argv, run_id), status)
         if rows:
             win.latest[phase] = rows[0][0]
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS win (id INTEGER PRIMARY KEY)")
@@ -216,6 +221,9 @@ class _RunOfTest:
     codes: list[int] = field(default_factory=list)
     first_duration_us: int = 0
     sha: str | None = None
+    settings: str = ""
+    """The argv without its test selection: runs compare only when they ran the tests the same way."""
+    status: str = ""
 
     @property
     def has_pass(self) -> bool:
@@ -253,7 +261,8 @@ def _runs_of_tests(conn: sqlite3.Connection, win: _Window, test_ids: list[int]) 
         entry = runs.get(run)
         if entry is None:
             run_id, phase, commit, dirty, started = win.ids[run]
-            entry = runs[run] = _RunOfTest(run_id, phase, commit, dirty, started)
+            settings, status = win.settings.get(run, ("", ""))
+            entry = runs[run] = _RunOfTest(run_id, phase, commit, dirty, started, settings=settings, status=status)
         entry.codes.append(outcome)
         if attempt == 0:
             entry.first_duration_us = duration_us
@@ -315,18 +324,51 @@ def _stats(key: str, name: str, classname: str, phases: list[str], runs: list[_R
     )
 
 
+# A run its timeout or a cancel ended: its failures say the run was cut short, not that the test is flaky.
+CUT_SHORT = frozenset({"timeout", "cancelled"})
+# Test selection (go -run/-skip, pytest -k/-m, node ids) narrows what runs, not how: runs differing only
+# there ran the test the same way. Values given as the next argument are dropped with their flag.
+SELECTION_FLAGS = frozenset({"-run", "-skip", "-test.run", "-test.skip", "-k", "-m"})
+
+
+def run_settings(argv_json: str, run_id: str) -> str:
+    """A run's argv without its test selection and its own output paths, to tell runs made the same way apart."""
+    try:
+        argv = json.loads(argv_json)
+    except ValueError:
+        return argv_json
+    if not isinstance(argv, list):
+        return argv_json
+    kept: list[str] = []
+    skip_next = False
+    for arg in map(str, argv):
+        if skip_next:
+            skip_next = False
+            continue
+        flag = arg.split("=", 1)[0]
+        if flag in SELECTION_FLAGS:
+            skip_next = "=" not in arg
+            continue
+        if "::" in arg:
+            continue  # a pytest node id
+        kept.append(arg.replace(run_id, "<run>"))
+    return json.dumps(kept)
+
+
 def _same_commit_flip(runs: list[_RunOfTest]) -> str:
-    by_commit: dict[str, list[_RunOfTest]] = defaultdict(list)
+    # Only runs made the same way compare: a pass under -timeout=1800s and a failure under -timeout=1s (or a
+    # run its timeout killed) is a difference in settings, not flakiness.
+    by_commit: dict[tuple[str, str], list[_RunOfTest]] = defaultdict(list)
     for r in runs:
-        if r.commit and not r.dirty:
-            by_commit[r.commit].append(r)
-    for commit, group in by_commit.items():
+        if r.commit and not r.dirty and r.status not in CUT_SHORT:
+            by_commit[(r.commit, r.settings)].append(r)
+    for (commit, _settings), group in by_commit.items():
         passed = [r for r in group if r.has_pass and not r.has_fail]
         failed = [r for r in group if r.has_fail]
         if passed and failed:
             return (
                 f"passed ({passed[-1].run_id}) and failed ({failed[-1].run_id}) on the same commit "
-                f"{commit[:12]} with a clean tree"
+                f"{commit[:12]} with a clean tree and the same settings"
             )
     return ""
 
