@@ -13,6 +13,7 @@ from itest_mcp.server.latest import remember, remember_failure
 from itest_mcp.server.state import ServerState
 from itest_mcp.tools.coverage import CoverageGaps, find_coverage_gaps
 from itest_mcp.tools.errors import ParseError
+from itest_mcp.tools.gitdiff import LineRange
 from itest_mcp.tools.repo import Project, ensure_not_option
 
 
@@ -66,14 +67,16 @@ def render(result: CoverageGaps) -> str:
     """The result as terminal text."""
     t = result.totals
     p = result.patch
-    lines = [f"coverage: {t.percent}% ({t.covered}/{t.measured}) over {t.files} files"]
+    per_unit = "; ".join(f"{u.percent}% ({u.covered}/{u.measured} {u.unit}) over {u.files} files" for u in t.by_unit)
+    lines = [f"coverage: {per_unit or 'no files'}"]
     lines.append(
         "inputs:   " + ", ".join(f"{i.file} ({i.format}{', ' + i.mode if i.mode else ''})" for i in result.inputs)
     )
     lines.append(f"diff:     {result.base_label} → {result.head_label}")
     lines.append(
         (
-            f"changed lines: {p.percent}% covered ({p.covered}/{p.measured} measured)"
+            f"changed lines: {p.percent}% covered ({p.covered}/{p.measured} measured lines"
+            + (f", {p.partly_executed} of the uncovered partly executed)" if p.partly_executed else ")")
             if p.measured
             else "changed lines: none measured"
         )
@@ -85,13 +88,17 @@ def render(result: CoverageGaps) -> str:
         + (f"; {len(p.stale_files)} file(s) left out, stale coverage" if p.stale_files else "")
     )
     for cf in result.changed_files:
-        rng = ", ".join(f"{r.start}-{r.end}" if r.end != r.start else str(r.start) for r in cf.uncovered_ranges[:8])
         state = f"{cf.percent}%" if cf.percent is not None else cf.status
-        lines.append(f"  {cf.path}: {state}" + (f"  uncovered {rng}" if rng else ""))
+        partly = _ranges(cf.partly_executed_ranges)
+        lines.append(
+            f"  {cf.path}: {state}"
+            + (f"  uncovered {_ranges(cf.uncovered_ranges)}" if cf.uncovered_ranges else "")
+            + (f" (partly executed: {partly})" if partly else "")
+        )
     if result.uncovered_functions:
         lines.append("uncovered functions (by risk):")
         for f in result.uncovered_functions[:10]:
-            lines.append(f"  {f.file}:{f.line} {f.name}  {f.covered}/{f.measured}  [{', '.join(f.reasons)}]")
+            lines.append(f"  {f.file}:{f.line} {f.name}  {f.covered}/{f.measured} {f.unit}  [{', '.join(f.reasons)}]")
     if result.scenarios:
         lines.append("scenarios:")
         for s in result.scenarios:
@@ -111,6 +118,10 @@ def render(result: CoverageGaps) -> str:
     for n in result.notes:
         lines.append(f"note: {n}")
     return "\n".join(lines)
+
+
+def _ranges(ranges: list[LineRange]) -> str:
+    return ", ".join(f"{r.start}-{r.end}" if r.end != r.start else str(r.start) for r in ranges[:8])
 
 
 def add_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

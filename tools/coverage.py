@@ -21,7 +21,7 @@ from pydantic import Field
 from .covmap import PathMatcher, UnmatchedPath
 from .covmodel import FileData, merge_files, paused_gc, query_files
 from .covreaders import read_coverage
-from .covspans import merge_spans, span_lines
+from .covspans import Index, Spans, merge_spans, query_index, span_lines
 from .errors import NotFoundError
 from .gitdiff import ChangedFile, LineRange, collect_changes
 from .gofuncs import FuncInfo, go_functions, python_functions
@@ -78,8 +78,17 @@ class ChangedFileCoverage(Model):
     measured: int = 0
     covered: int = 0
     uncovered: int = 0
+    """Measured changed lines not fully executed: `never_executed` + `partly_executed`."""
     percent: float | None = None
     uncovered_ranges: list[LineRange] = Field(default_factory=list)
+    never_executed: int = 0
+    """Uncovered lines where nothing ran."""
+    partly_executed: int = 0
+    """Uncovered lines where something ran but not all (an `if` whose condition ran and whose body did not):
+    uncovered by the line rule, yet executed by some test."""
+    partly_executed_ranges: list[LineRange] = Field(default_factory=list)
+    unit: str = "lines"
+    """Changed-line figures always count lines (for Go too: a line is covered when every block on it ran)."""
 
 
 class PatchCoverage(Model):
@@ -89,6 +98,9 @@ class PatchCoverage(Model):
     covered: int = 0
     uncovered: int = 0
     percent: float | None = None
+    partly_executed: int = 0
+    """Of `uncovered`, the lines some test executed in part (see ChangedFileCoverage.partly_executed)."""
+    unit: str = "lines"
     unmeasured_files: list[str] = Field(default_factory=list)
     unmeasured_lines: int = 0
     count_unmeasured: bool = True
@@ -108,6 +120,8 @@ class UncoveredFunction(Model):
     end_line: int
     measured: int
     covered: int
+    unit: str = "lines"
+    """`measured`/`covered` count the function's lines by the line rule (Go too), not statements."""
     changed: bool = False
     risk: int = 0
     reasons: list[str] = Field(default_factory=list)
@@ -123,11 +137,27 @@ class GapItem(Model):
     why: str
 
 
-class Totals(Model):
+class UnitTotals(Model):
+    """Totals of the files whose coverage counts one unit."""
+
+    unit: str
+    """`statements` (Go profiles) or `lines` (line formats: Cobertura, LCOV, JaCoCo)."""
     measured: int = 0
     covered: int = 0
     percent: float | None = None
     files: int = 0
+
+
+class Totals(Model):
+    """Overall totals. Statements and lines are never added together: with both, `unit` is `mixed`,
+    `measured`/`covered`/`percent` are None and `by_unit` holds one total per unit."""
+
+    unit: str = "lines"
+    measured: int | None = 0
+    covered: int | None = 0
+    percent: float | None = None
+    files: int = 0
+    by_unit: list[UnitTotals] = Field(default_factory=list)
 
 
 class CoverageGaps(Model):
@@ -338,10 +368,10 @@ def _join_changes(
     stale: Collection[str],
 ) -> tuple[list[ChangedFileCoverage], PatchCoverage]:
     extensions: set[str] | None = None  # only needed for changed files without data: built on first use
-    rows: list[tuple[str, str, int, int, int, list[tuple[int, int]]]] = []
+    rows: list[tuple[str, str, int, int, int, Spans, Spans]] = []
     patch = PatchCoverage(count_unmeasured=count_unmeasured)
     asked: list[tuple[int, FileData, list[tuple[int, int]]]] = []
-    answered: list[tuple[int, list[tuple[int, int]]]] = []  # measured lines, uncovered spans
+    answered: list[tuple[int, Spans, Spans]] = []  # measured lines, uncovered spans, partly executed spans
     wanted_files: list[tuple[str, int]] = []
     for cf in changed:
         if cf.status == "deleted" or cf.binary or not cf.ranges:
@@ -350,7 +380,7 @@ def _join_changes(
         changed_lines = span_lines(pairs)
         fd = files.get(cf.path)
         if fd is not None and cf.path in stale:
-            rows.append((cf.path, "stale", changed_lines, 0, 0, []))
+            rows.append((cf.path, "stale", changed_lines, 0, 0, [], []))
             patch.stale_files.append(cf.path)
             patch.stale_lines += changed_lines
             continue
@@ -358,17 +388,19 @@ def _join_changes(
             if extensions is None:
                 extensions = {posixpath.splitext(p)[1] for p in files}
             if is_source_file(cf.path, extensions):
-                rows.append((cf.path, "no-data", changed_lines, 0, 0, []))
+                rows.append((cf.path, "no-data", changed_lines, 0, 0, [], []))
                 patch.unmeasured_files.append(cf.path)
                 patch.unmeasured_lines += changed_lines
             continue
         if fd.changed is not None and fd.changed.ranges == pairs:
-            answered.append(fd.changed.summary())  # collected while the profile was read
+            lines, missed = fd.changed.summary()  # collected while the profile was read
+            executed = [span for s, e, hit in fd.changed.blocks.values() if hit for span in _clip(s, e, pairs)]
+            answered.append((lines, missed, _intersect(missed, merge_spans(executed))))
         else:
             asked.append((len(answered), fd, pairs))
-            answered.append((0, []))
+            answered.append((0, [], []))
         wanted_files.append((cf.path, changed_lines))
-    for (i, _fd, _pairs), answers in zip(asked, query_files([(fd, p) for _i, fd, p in asked]), strict=True):
+    for (i, fd, pairs), answers in zip(asked, query_files([(fd, p) for _i, fd, p in asked]), strict=True):
         measured = 0
         uncovered_spans: list[tuple[int, int]] = []
         for m, u in answers:
@@ -376,15 +408,18 @@ def _join_changes(
                 measured += span_lines(m)
                 if u:
                     uncovered_spans += u
-        answered[i] = (measured, merge_spans(uncovered_spans))
-    total_measured = total_uncovered = 0
-    for (path, changed_lines), (measured, uncovered_spans) in zip(wanted_files, answered, strict=True):
+        uncovered_spans = merge_spans(uncovered_spans)
+        answered[i] = (measured, uncovered_spans, _partly_in_index(fd, pairs, uncovered_spans))
+    total_measured = total_uncovered = total_partly = 0
+    for (path, changed_lines), (measured, uncovered_spans, partly) in zip(wanted_files, answered, strict=True):
         uncovered = span_lines(uncovered_spans)
-        rows.append((path, "measured", changed_lines, measured, uncovered, uncovered_spans))
+        rows.append((path, "measured", changed_lines, measured, uncovered, uncovered_spans, partly))
         total_measured += measured
         total_uncovered += uncovered
+        total_partly += span_lines(partly)
     patch.measured = total_measured
     patch.uncovered = total_uncovered
+    patch.partly_executed = total_partly
     patch.covered = patch.measured - patch.uncovered
     patch.percent = _pct(patch.covered, patch.measured)
     extra = patch.unmeasured_lines if count_unmeasured else 0
@@ -401,24 +436,69 @@ def _join_changes(
             uncovered=uncovered,
             percent=_pct(measured - uncovered, measured),
             uncovered_ranges=[LineRange(start=a, end=b) for a, b in spans],
+            never_executed=uncovered - span_lines(partly),
+            partly_executed=span_lines(partly),
+            partly_executed_ranges=[LineRange(start=a, end=b) for a, b in partly],
         )
-        for path, status, changed_lines, measured, uncovered, spans in rows
+        for path, status, changed_lines, measured, uncovered, spans, partly in rows
     ]
     return out, patch
+
+
+def _clip(start: int, end: int, ranges: list[tuple[int, int]]) -> Spans:
+    """The parts of the span [start, end] inside `ranges`."""
+    return [(max(start, lo), min(end, hi)) for lo, hi in ranges if start <= hi and end >= lo]
+
+
+def _intersect(a: Spans, b: Spans) -> Spans:
+    """Lines in both merged, sorted span lists."""
+    out: Spans = []
+    i = j = 0
+    while i < len(a) and j < len(b):
+        lo, hi = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
+        if lo <= hi:
+            out.append((lo, hi))
+        if a[i][1] < b[j][1]:
+            i += 1
+        else:
+            j += 1
+    return out
+
+
+def _partly_in_index(fd: FileData, ranges: list[tuple[int, int]], uncovered: Spans) -> Spans:
+    """Of the `uncovered` lines, those where some entry ran: the index queried with its flags inverted marks
+    as "uncovered" every line with an executed entry."""
+    if not uncovered:
+        return []
+    starts, ends, flags, maxend = fd.line_index()
+    inverted: Index = (starts, ends, bytes(0 if f else 1 for f in flags), maxend)
+    executed = merge_spans([span for _m, u in query_index(inverted, ranges) for span in u])
+    return _intersect(uncovered, executed)
 
 
 def file_totals(files: dict[str, FileData], stale: Collection[str] = ()) -> tuple[Totals, list[FileCoverage]]:
     """Overall and per-file totals."""
     per: list[FileCoverage] = []
-    tm = tc = 0
+    by_unit: dict[str, UnitTotals] = {}
     for path, fd in files.items():
         m, c = fd.totals()
-        tm += m
-        tc += c
+        unit = by_unit.setdefault(fd.unit, UnitTotals(unit=fd.unit))
+        unit.measured += m
+        unit.covered += c
+        unit.files += 1
         per.append(
             FileCoverage(path=path, unit=fd.unit, measured=m, covered=c, percent=_pct(c, m), stale=path in stale)
         )
-    return Totals(measured=tm, covered=tc, percent=_pct(tc, tm), files=len(per)), per
+    units = sorted(by_unit.values(), key=lambda u: u.unit)
+    for u in units:
+        u.percent = _pct(u.covered, u.measured)
+    if len(units) > 1:
+        return Totals(unit="mixed", measured=None, covered=None, files=len(per), by_unit=units), per
+    only = units[0] if units else UnitTotals(unit="lines")
+    return Totals(
+        unit=only.unit, measured=only.measured, covered=only.covered, percent=only.percent, files=len(per),
+        by_unit=units,
+    ), per  # fmt: skip
 
 
 # -- functions ---------------------------------------------------------------------------------
@@ -568,6 +648,20 @@ def find_coverage_gaps(
     return result
 
 
+def describe_uncovered(cf: ChangedFileCoverage) -> str:
+    """ "3 changed line(s) never executed, 2 partly executed": partly executed lines ran, but not every block on them
+    (the line rule counts them uncovered; calling them never executed would send the reader after code that ran)."""
+    parts = []
+    if cf.never_executed:
+        parts.append(f"{cf.never_executed} changed line(s) never executed")
+    if cf.partly_executed:
+        parts.append(
+            f"{cf.partly_executed} {'' if parts else 'changed line(s) '}partly executed"
+            " (a branch on the line never ran)"
+        )
+    return ", ".join(parts)
+
+
 def rank_gaps(result: CoverageGaps) -> list[GapItem]:
     """The few gaps worth closing first: risky uncovered changed code, missing network scenarios, risky functions."""
     scored: list[tuple[int, str, str, str, str]] = []
@@ -587,7 +681,7 @@ def rank_gaps(result: CoverageGaps) -> list[GapItem]:
                 (
                     risk,
                     "uncovered-changed-lines",
-                    f"{cf.uncovered} changed line(s) never executed",
+                    describe_uncovered(cf),
                     f"{cf.path}:{first.start}",
                     f"patch coverage of this file is {cf.percent}%",
                 )  # fmt: skip
