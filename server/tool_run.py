@@ -15,6 +15,7 @@ from itest_mcp.server.errors import tool_errors
 from itest_mcp.server.progress import progress_to
 from itest_mcp.server.state import ServerState
 from itest_mcp.tools.errors import InputError, ItestError
+from itest_mcp.tools.gotest import race_site
 from itest_mcp.tools.models import Model, PhaseRun, RunStatus
 from itest_mcp.tools.repo import Project
 from itest_mcp.tools.runner import RunOptions
@@ -230,7 +231,16 @@ def _cli_run(args: argparse.Namespace, project: Project) -> int:
         print(combined.model_dump_json(indent=2) if len(args.phases) > 1 else results[0].model_dump_json(indent=2))
     else:
         print(render_runs(combined))
+    if args.test is not None and any(_matched_nothing(run) for run in results):
+        # The filter named no test: bad input (like an unknown phase), not a failing suite.
+        print(f"itest-mcp: error: no tests matched {args.test!r}", file=sys.stderr)
+        return 2
     return 0 if combined.status is RunStatus.PASSED else 1
+
+
+def _matched_nothing(run: PhaseRun) -> bool:
+    """A run that ended in an error because its test filter selected no test (not a build failure)."""
+    return run.status is RunStatus.ERROR and run.report.totals.tests == 0 and not run.report.build_errors
 
 
 def render_runs(combined: PhaseRuns) -> str:
@@ -254,7 +264,14 @@ def render_runs(combined: PhaseRuns) -> str:
             where = f" ({failure.location})" if failure.location else ""
             kind = f" [{failure.kind}]" if failure.kind else ""
             first = failure.message.splitlines()[0] if failure.message else ""
-            details.append(f"  FAIL {failure.test}{where}{kind}: {first}")
+            # Reruns: a test still failing after them failed every attempt (a pass would make it flaky).
+            tries = f", failed {failure.attempts} of {failure.attempts} attempts" if failure.attempts > 1 else ""
+            details.append(f"  FAIL {failure.test}{where}{kind}{tries}: {first}")
+        for race in run.report.races[:10]:
+            site = race_site(race.locations)
+            others = [str(loc) for loc in race.locations if loc != site][:3]
+            also = f" (also {', '.join(others)})" if others else ""
+            details.append(f"  RACE {race.test or '(no test)'} at {site or 'an unknown place'}{also}")
         for build in run.report.build_errors:
             where = f" ({build.location})" if build.location else ""
             details.append(f"  BUILD {build.package}{where}: {build.message.splitlines()[0]}")

@@ -120,9 +120,12 @@ def test_test_filter_is_a_value_never_a_flag(make_repo):
     phase = load_phases(open_project(make_repo({"itest.toml": GOOD}))).get("network")
     with pytest.raises(UnsafeArgumentError, match="test '-exec=sh' starts with '-'"):
         build_argv(phase, ArgvOptions(test="-exec=sh"))
-    assert "-run=^TestOne$" in build_argv(phase, ArgvOptions(test="TestOne"))
-    assert "-run=^TestOne$/^sub_case$" in build_argv(phase, ArgvOptions(test="TestOne/sub_case"))
-    assert "-run=Test(A|B)" in build_argv(phase, ArgvOptions(test="Test(A|B)"))
+    assert "-run=^TestNetworkEdgeCases$" in build_argv(phase, ArgvOptions(test="TestNetworkEdgeCases"))
+    assert "-run=^TestNetworkEdgeCases$/^sub_case$" in build_argv(
+        phase, ArgvOptions(test="TestNetworkEdgeCases/sub_case")
+    )
+    # A regex is narrowed to the phase's own tests (tests/test_run_fixes_selection.py covers refusals).
+    assert "-run=^(TestNetworkEdgeCases)$" in build_argv(phase, ArgvOptions(test="TestNetwork(Edge|X)"))
 
 
 def test_error_in_second_array_table_entry_points_at_its_line(make_repo):

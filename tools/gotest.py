@@ -21,6 +21,7 @@ import re
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from .models import (
@@ -89,6 +90,10 @@ class _TestRecord:
     attempt_location: Location | tuple[str, str, int] | None = None
     """Where the attempt failed; a t.Error line's (package, file, line) stays a tuple until a failure needs it."""
     attempt_kind: str | None = None
+    race_located: bool = False
+    """The attempt's location is its first race's (a later race or t.Error line does not move it)."""
+    run_time: str | None = None
+    """The `Time` of the attempt's run event: how long a test killed mid-run had been running."""
     result: TestResult | None = None
     """The TestResult over `attempts` (rebuilt when an attempt is added)."""
 
@@ -234,7 +239,7 @@ class GoTestParser:
             self._package_event(package, str(action), ev)
             return
         if action == "run":
-            self._run(package, test)
+            self._run(package, test, ev.get("Time"))
             return
         outcome = _ACTIONS.get(action) if type(action) is str else None
         if outcome is not None:
@@ -259,14 +264,16 @@ class GoTestParser:
             self._packages[package] = pkg
         return pkg
 
-    def _run(self, package: str, test: str) -> None:
+    def _run(self, package: str, test: str, when: object = None) -> None:
         rec = self._record(package, test)
         rec.running = True
+        rec.run_time = when if type(when) is str else None
         rec.tail.clear()
         rec.tail_chars = 0
         rec.attempt_message = None
         rec.attempt_location = None
         rec.attempt_kind = None
+        rec.race_located = False
         running = self._pkg(package).running
         if test not in running:
             running.append(test)
@@ -381,9 +388,9 @@ class GoTestParser:
             if len(self._races) < MAX_RACES:
                 self._races.append(DataRace(test=test, package=package, locations=locations[:6], excerpt=excerpt(text)))
             rec = self._tests.get((package, test)) if test else None
-            if rec is not None and rec.attempt_location is None and locations:
-                in_test = [loc for loc in locations if loc.file.endswith("_test.go")]
-                rec.attempt_location = in_test[0] if in_test else locations[0]
+            if rec is not None and not rec.race_located and locations:
+                rec.attempt_location = race_site(locations)
+                rec.race_located = True
         else:
             location = locations[0] if locations else None
             if len(self._panics) < MAX_PANICS:
@@ -451,7 +458,8 @@ class GoTestParser:
             rec = self._record(package, test)
             if pkg.timed_out:
                 rec.attempt_kind = "timeout"
-            self._finish(package, test, Outcome.FAILED, 0.0, message=rec.attempt_message or reason)
+            elapsed = _seconds_between(rec.run_time, ev.get("Time"))
+            self._finish(package, test, Outcome.FAILED, elapsed, message=rec.attempt_message or reason)
 
     def _build_fail(self, import_path: str, *, package: str | None = None) -> None:
         lines = self._build_output.pop(import_path, None)
@@ -534,7 +542,9 @@ class GoTestParser:
                 rec = self._record(pkg.name, test)
                 self._close_block(pkg.name, test)
                 rec.attempt_kind = "timeout" if "timed out" in reason else "interrupted"
-                self._finish(pkg.name, test, Outcome.ERROR, 0.0, message=reason)
+                # Killed mid-run: it ran from its run event until now (go's clock and ours are the machine's).
+                elapsed = _seconds_between(rec.run_time, datetime.now(UTC).isoformat())
+                self._finish(pkg.name, test, Outcome.ERROR, elapsed, message=reason)
 
     def stray_output(self) -> str:
         """The last plain-text lines (not JSON events), for an error message."""
@@ -717,6 +727,18 @@ def verdict(outcomes: list[Outcome]) -> Outcome:
     return Outcome.ERROR if all(o is Outcome.ERROR for o in bad) else Outcome.FAILED
 
 
+def race_site(locations: list[Location]) -> Location | None:
+    """Where a data race is: its first racing access outside the test files, else its first location.
+
+    A race's frames list the accesses first and the goroutines' creation (often a test line) last;
+    the test line says only which test started the goroutines, not where the unguarded access is.
+    """
+    for location in locations:
+        if not location.file.endswith("_test.go"):
+            return location
+    return locations[0] if locations else None
+
+
 def _is_user_function(function: str, package: str) -> bool:
     """Whether a stack frame's function is user code (not the runtime, testing or the standard library)."""
     if not function or function.startswith("created by") or function.startswith("panic("):
@@ -726,6 +748,17 @@ def _is_user_function(function: str, package: str) -> bool:
         return True
     # Module paths start with a domain ("example.com/..."); the standard library and `main` do not.
     return "/" in name and "." in name.split("/", 1)[0]
+
+
+def _seconds_between(start: object, end: object) -> float:
+    """Seconds from one go event `Time` (RFC 3339) to another; 0.0 when either is missing or unreadable."""
+    if type(start) is not str or type(end) is not str:
+        return 0.0
+    try:
+        seconds = (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+    except ValueError:
+        return 0.0
+    return round(max(0.0, seconds), 3)
 
 
 def _strip_variant(import_path: str) -> str:

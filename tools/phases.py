@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -154,8 +155,13 @@ class ArgvOptions(Model):
     """go: add -json (the engine always does; list_phases shows it)."""
 
 
-def build_argv(phase: Phase, options: ArgvOptions | None = None) -> list[str]:
-    """The exact argv the phase runs with `options` applied."""
+def build_argv(phase: Phase, options: ArgvOptions | None = None, *, others: Sequence[Phase] = ()) -> list[str]:
+    """The exact argv the phase runs with `options` applied.
+
+    A test filter narrows the phase's own selection and never widens it: a test outside the phase's
+    `run` pattern is refused (naming a phase of `others` that runs it), so history never files a test
+    under a phase that does not contain it.
+    """
     opts = options or ArgvOptions()
     if opts.test is not None:
         ensure_not_option("test", opts.test)
@@ -172,7 +178,7 @@ def build_argv(phase: Phase, options: ArgvOptions | None = None) -> list[str]:
             argv.append("-tags=" + ",".join(phase.tags))
         count = opts.count if opts.count is not None else phase.count
         argv.append(f"-count={count}")
-        run = _go_test_regex(opts.test) if opts.test is not None else phase.run
+        run = _narrowed_run(phase, opts.test, others) if opts.test is not None else phase.run
         if run:
             argv.append(f"-run={run}")
         if phase.skip:
@@ -191,6 +197,9 @@ def build_argv(phase: Phase, options: ArgvOptions | None = None) -> list[str]:
         if phase.markers:
             argv += ["-m", phase.markers]
         keyword = opts.test if opts.test is not None else phase.keyword
+        if opts.test is not None and phase.keyword:
+            # Both must hold: the caller's expression narrows the phase's own selection.
+            keyword = f"({phase.keyword}) and ({opts.test})"
         if keyword:
             argv += ["-k", keyword]
         if opts.junit_xml:
@@ -222,6 +231,87 @@ def _go_test_regex(test: str) -> str:
     except re.error as exc:
         raise InputError(f"test filter {test!r} is not a valid regular expression: {exc}") from exc
     return test
+
+
+def _narrowed_run(phase: Phase, test: str, others: Sequence[Phase]) -> str:
+    """The -run value for `test` inside the phase's own `run` selection (refused when it is outside)."""
+    run = _go_test_regex(test)
+    if not phase.run:
+        return run
+    try:
+        selects = re.compile(top_level_regex(phase.run))
+    except re.error:
+        return run  # RE2-only syntax Python cannot read: the filter cannot be checked, so go gets it as given
+    top, sub = _split_top_level(test)
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", top):
+        if selects.search(top):
+            return run
+        raise _outside(phase, test, others, [top])
+    listed = _listed_names(top_level_regex(phase.run))
+    if listed is None:
+        raise InputError(
+            f"phase {phase.name!r} selects its tests with -run={phase.run}, and a regular expression cannot be "
+            f"checked against that; give one test name (TestX or TestX/sub){_containing_hint(test, others, phase)}"
+        )
+    try:
+        wanted = re.compile(top)
+    except re.error as exc:
+        raise InputError(f"test filter {test!r} is not a valid regular expression: {exc}") from exc
+    chosen = [name for name in listed if wanted.search(name)]
+    if not chosen:
+        raise _outside(phase, test, others, [])
+    return "^(" + "|".join(chosen) + ")$" + (f"/{sub}" if sub else "")
+
+
+def _outside(phase: Phase, test: str, others: Sequence[Phase], names: list[str]) -> InputError:
+    return InputError(
+        f"test {test!r} is not part of phase {phase.name!r}, which runs only tests matching -run={phase.run}"
+        f"{_containing_hint(test, others, phase, names)}"
+    )
+
+
+def _containing_hint(test: str, others: Sequence[Phase], phase: Phase, names: list[str] | None = None) -> str:
+    """Which other phases of the same runner select the test ("; phase 'all' runs it"), if any."""
+    top = names[0] if names else _split_top_level(test)[0]
+    holding: list[str] = []
+    for other in others:
+        if other.name == phase.name or other.runner is not phase.runner or not other.available:
+            continue
+        try:
+            if other.run is None or re.search(top_level_regex(other.run), top):
+                holding.append(repr(other.name))
+        except re.error:
+            continue
+    if not holding:
+        return ""
+    if len(holding) == 1:
+        return f"; phase {holding[0]} runs it"
+    return f"; phases {', '.join(holding[:4])} run it"
+
+
+def _listed_names(regex: str) -> list[str] | None:
+    """The names of a pattern that only lists names (`^(A|B)$`, `^A$`), else None."""
+    match = re.fullmatch(r"\^\(?([A-Za-z0-9_|]+)\)?\$", regex)
+    return match.group(1).split("|") if match else None
+
+
+def _split_top_level(regex: str) -> tuple[str, str]:
+    """`TestX/sub` -> ("TestX", "sub"): the part for top-level tests and the rest."""
+    top = top_level_regex(regex)
+    return top, regex[len(top) + 1 :]
+
+
+def top_level_regex(regex: str) -> str:
+    """The part of a -run regex that applies to top-level tests (before the first unbracketed '/')."""
+    depth = 0
+    for i, ch in enumerate(regex):
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+        elif ch == "/" and depth == 0:
+            return regex[:i]
+    return regex
 
 
 class PhaseSet(Model):

@@ -29,7 +29,7 @@ from typing import Any
 from pydantic import Field
 
 from .errors import InputError, ItestError, ToolNotFoundError
-from .gotest import GoTestParser, verdict
+from .gotest import GoTestParser, race_site, verdict
 from .models import (
     SLOWEST_LIMIT,
     Artifacts,
@@ -49,7 +49,7 @@ from .models import (
     Totals,
     excerpt,
 )
-from .phases import ArgvOptions, Phase, Runner, build_argv, load_phases, python_for
+from .phases import ArgvOptions, Phase, Runner, build_argv, load_phases, python_for, top_level_regex
 from .process import INSTALL_HINTS, Supervised, require_program, run_capture, run_supervised
 from .repo import Project, ensure_not_option
 
@@ -344,7 +344,8 @@ async def run_phase(
     mark = _marker(timeline)
     mark("entry")
     opts = options or RunOptions()
-    phase = load_phases(project).get(phase_name)
+    phase_set = load_phases(project)
+    phase = phase_set.get(phase_name)
     mark("phases loaded")
     if opts.test is not None:
         ensure_not_option("test", opts.test)
@@ -357,7 +358,7 @@ async def run_phase(
     phase = phase.model_copy(update={"timeout_s": max(1.0, timeout)})
     _check_programs(phase)
     # Validate the argv before anything is created on disk (a bad filter is the caller's error).
-    build_argv(phase, ArgvOptions(test=opts.test, race=opts.race, count=opts.count))
+    build_argv(phase, ArgvOptions(test=opts.test, race=opts.race, count=opts.count), others=phase_set.phases)
     mark("argv checked")
     run_id, run_dir = _make_run_dir(project, phase.name)
     mark("run folder")
@@ -610,8 +611,8 @@ def estimate_go_total(root: Path, phase: Phase, run_regex: str | None) -> int | 
     from .discovery import SKIP_DIRS, constraint_tags, read_go_test_file
 
     try:
-        top = re.compile(_top_level_regex(run_regex)) if run_regex else None
-        skip = re.compile(_top_level_regex(phase.skip)) if phase.skip else None
+        top = re.compile(top_level_regex(run_regex)) if run_regex else None
+        skip = re.compile(top_level_regex(phase.skip)) if phase.skip else None
     except re.error:
         return None
     folders: list[Path] = []
@@ -645,19 +646,6 @@ def estimate_go_total(root: Path, phase: Phase, run_regex: str | None) -> int | 
                 if (top is None or top.search(test)) and not (skip is not None and skip.search(test)):
                     count += 1
     return count or None
-
-
-def _top_level_regex(regex: str) -> str:
-    """The part of a -run regex that applies to top-level tests (before the first unbracketed '/')."""
-    depth = 0
-    for i, ch in enumerate(regex):
-        if ch in "([":
-            depth += 1
-        elif ch in ")]":
-            depth -= 1
-        elif ch == "/" and depth == 0:
-            return regex[:i]
-    return regex
 
 
 # -- pytest --------------------------------------------------------------------------------------
@@ -860,15 +848,20 @@ def _finish(run: _Run, forced: RunStatus | None) -> PhaseRun:
         run.notes.insert(0, "the phase exited 0 but ran no tests; check its filter, tags and paths")
     if status in (RunStatus.TIMEOUT, RunStatus.CANCELLED):
         finished = [t for t in report.tests if not (t.message or "").startswith("did not finish")]
-        what = "timed out" if status is RunStatus.TIMEOUT else "was cancelled"
-        run.notes.insert(
-            0,
-            f"the run {what} after {time.monotonic() - run.started:.1f} s; partial result: "
-            f"{len(finished)} tests finished ({_totals_line(totals)})",
+        wall = time.monotonic() - run.started
+        # The limit is what the caller set; the wall also holds go's own shutdown and our kill's grace time.
+        what = (
+            f"hit its timeout of {run.phase.timeout_s:g} s (stopped after {wall:.1f} s)"
+            if status is RunStatus.TIMEOUT
+            else f"was cancelled after {wall:.1f} s"
         )
+        run.notes.insert(0, f"the run {what}; partial result: {len(finished)} tests finished ({_totals_line(totals)})")
     if report.races:
-        tests = sorted({r.test or "(no test)" for r in report.races})
-        run.notes.append(f"data race detected in {', '.join(tests)}")
+        sites: dict[str, Location | None] = {}
+        for race in report.races:
+            sites.setdefault(race.test or "(no test)", race_site(race.locations))
+        found = ", ".join(f"{test} at {site}" if site else test for test, site in sorted(sites.items()))
+        run.notes.append(f"data race detected in {found}")
     wall = time.monotonic() - run.started
     peaks = [a.peak_rss_mb for a in run.attempts if a.peak_rss_mb is not None]
     ended = datetime.now(UTC)
