@@ -108,3 +108,25 @@ def test_a_flaky_test_is_a_reliability_item_only_and_says_what_happened(project:
     )
     assert rec.evidence.startswith("failed, then passed on a rerun in 2 run(s)")
     assert f"its failure, phase flaky, run {runs[0].run_id}: “eventual consistency" in rec.evidence
+
+
+def test_slowest_tests_show_a_subtest_under_its_parent_not_beside_it(project: Project) -> None:
+    tests = [
+        factory.make_test("TestNetworkEdgeCases", duration=1.14),
+        factory.make_test("TestNetworkEdgeCases/connection_timeout", duration=1.00),
+        factory.make_test("TestNetworkEdgeCases/ok", duration=0.05),
+        factory.make_test("TestSlowPagination", duration=1.51),
+    ]
+    run = factory.make_run(0, tests, phase="all", duration=3.7)
+    history.write_run_folder(project, run)
+    result = build_report(project, [run.run_id], now=NOW, save=False)
+
+    slowest = result.summary.slowest
+    assert [e.name for e in slowest] == ["TestSlowPagination", "TestNetworkEdgeCases"]
+    assert slowest[1].subtest == "TestNetworkEdgeCases/connection_timeout took 1.00 s of it (88%)"
+    md = render_markdown(result)
+    assert (
+        f"2. `TestNetworkEdgeCases` (all, `{run.run_id}`): 1.14 s, 31% of the phase; its subtest "
+        "TestNetworkEdgeCases/connection_timeout took 1.00 s of it (88%)"
+    ) in md
+    assert "`TestNetworkEdgeCases/connection_timeout` (" not in md

@@ -293,7 +293,12 @@ def render_html(report: Report) -> str:
                 [("Test", False), ("Phase", False), ("Run", False), ("Duration (s)", True), ("Share of phase", True)],
                 [
                     [
-                        (f"<code>{_e(e.name)}</code>", e.name, False),
+                        (
+                            f"<code>{_e(e.name)}</code>"
+                            + (f"<br><small>its subtest {_e(e.subtest)}</small>" if e.subtest else ""),
+                            e.name,
+                            False,
+                        ),
                         (_e(e.phase), None, False),
                         (f"<code>{_e(e.run_id)}</code>", e.run_id, False),
                         (f"{e.duration_s:.2f}", f"{e.duration_s}", True),

@@ -94,7 +94,8 @@ def render_markdown(report: Report) -> str:
         out += ["", "Slowest tests:", ""]
         for i, e in enumerate(s.slowest[:5], 1):
             share = f", {e.share_of_phase:.0%} of the phase" if e.share_of_phase else ""
-            out.append(f"{i}. `{e.name}` ({e.phase}, `{e.run_id}`): {e.duration_s:.2f} s{share}")
+            under = f"; its subtest {e.subtest}" if e.subtest else ""
+            out.append(f"{i}. `{e.name}` ({e.phase}, `{e.run_id}`): {e.duration_s:.2f} s{share}{under}")
     f = report.findings
     out += ["", f"## {SECTIONS[1]}", ""]
     out.append(f"### Failures ({len(f.failures) + f.failures_omitted})")

@@ -37,6 +37,8 @@ class SlowTestEntry(Model):
     run_id: str
     duration_s: float
     share_of_phase: float | None = None
+    subtest: str | None = None
+    """Its subtest that explains most of its time, in words (subtests of a listed parent are not listed apart)."""
 
 
 class ExecutionSummary(Model):

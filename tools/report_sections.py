@@ -75,8 +75,16 @@ def execution_summary(runs: list[PhaseRun]) -> ExecutionSummary:
     summary.pass_rate = round((totals.passed + totals.flaky) / ran, 4) if ran > 0 else None
     slow: list[SlowTestEntry] = []
     for run in runs:
-        for timing in run.report.slowest:
+        timings = run.report.slowest
+        for timing in timings:
+            if _has_listed_parent(timing, timings):
+                continue  # shown under its parent: the parent's time includes it
             share = timing.duration_s / run.duration_s if run.duration_s > 0 else None
+            explaining = _explaining_subtest(timing, timings)
+            subtest = None
+            if explaining is not timing:
+                part = explaining.duration_s / timing.duration_s if timing.duration_s > 0 else 1.0
+                subtest = f"{explaining.name} took {explaining.duration_s:.2f} s of it ({part:.0%})"
             slow.append(
                 SlowTestEntry(
                     name=timing.name,
@@ -85,6 +93,7 @@ def execution_summary(runs: list[PhaseRun]) -> ExecutionSummary:
                     run_id=run.run_id,
                     duration_s=timing.duration_s,
                     share_of_phase=round(min(share, 1.0), 4) if share is not None else None,
+                    subtest=subtest,
                 )
             )
     # One entry per test across phases (a test of `slow` runs again in `all`): its slowest run, and of
@@ -286,6 +295,10 @@ def _explaining_subtest(timing: TestTiming, timings: list[TestTiming]) -> TestTi
         ):
             best = other
     return best
+
+
+def _has_listed_parent(timing: TestTiming, timings: list[TestTiming]) -> bool:
+    return any(other.classname == timing.classname and timing.name.startswith(other.name + "/") for other in timings)
 
 
 def performance_findings(runs: list[PhaseRun], history: FlakyReport | None) -> list[Finding]:
