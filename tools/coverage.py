@@ -27,7 +27,7 @@ from .gitdiff import ChangedFile, LineRange, collect_changes
 from .gofuncs import FuncInfo, go_functions, python_functions
 from .models import Model, PhaseRun
 from .repo import Project
-from .scenarios import ScenarioResult, assess_scenarios
+from .scenarios import ScenarioResult, assess_scenarios, is_test_path
 from .stale_sources import Recorded, stale_files
 
 RUN_COVERAGE_NAMES = ("coverage.out", "coverage.xml", "lcov.info", "coverage.lcov", "jacoco.xml")
@@ -36,7 +36,7 @@ CHANGED_LIMIT = 50
 FUNCTIONS_LIMIT = 15
 TOP_GAPS = 8
 FUNCTION_FILES_LIMIT = 200
-_TEST_FILE = re.compile(r"(^|/)(tests?|testdata)/|_test\.go$|(^|/)test_[^/]*\.py$|_test\.py$|(^|/)conftest\.py$")
+_SUITE_LANGUAGE = {".go": "go", ".py": "python"}
 _RISKY_PATH = re.compile(r"(?i)(http|client|api|net|retry|sync|fetch|github|request|transport|rpc)")
 SIGNAL_WEIGHTS = {
     "http": 5, "net": 5, "rpc": 5, "retry": 5, "backoff": 4, "attempt": 3, "ratelimit": 4, "auth": 3, "token": 2,
@@ -340,7 +340,7 @@ def _helper_keys(wanted: dict[str, list[tuple[int, int]]], matcher: PathMatcher)
 
 def is_source_file(path: str, extensions: set[str]) -> bool:
     """A non-test file with an extension the coverage data covers."""
-    return posixpath.splitext(path)[1] in extensions and not _TEST_FILE.search(path)
+    return posixpath.splitext(path)[1] in extensions and not is_test_path(path)
 
 
 def join_changes(
@@ -516,7 +516,8 @@ def function_coverage(
     Files in `stale` are parsed (scenario suggestions name their functions) but not measured: their
     coverage data describes other line numbers.
     """
-    wanted = [p for p in files if p in changed or _RISKY_PATH.search(p)]
+    # Test files (coverage.py measures them unless told not to) are no code under test.
+    wanted = [p for p in files if (p in changed or _RISKY_PATH.search(p)) and not is_test_path(p)]
     wanted = sorted(wanted, key=lambda p: (p not in changed, p))[:FUNCTION_FILES_LIMIT]
     go_files = [p for p in wanted if p.endswith(".go") and not p.endswith("_test.go") and (project_root / p).is_file()]
     py_files = [p for p in wanted if p.endswith(".py") and (project_root / p).is_file()]
@@ -569,14 +570,22 @@ def function_coverage(
     return out, found
 
 
-def functions_under_test(project_root: Path, notes: list[str]) -> dict[str, dict[str, list[FuncInfo]]]:
-    """Functions of non-test Go and Python files when no coverage points at them (for scenario suggestions)."""
+def functions_under_test(
+    project_root: Path, notes: list[str], found: dict[str, dict[str, list[FuncInfo]]]
+) -> dict[str, dict[str, list[FuncInfo]]]:
+    """`found`, with the functions of non-test Go or Python files for a language no coverage pointed at (a Go
+    profile says nothing of the Python client a pytest suite calls; scenario suggestions still name it)."""
     from .covmap import list_files
 
-    all_files = [f for f in list_files(project_root) if not _TEST_FILE.search(f)]
-    go = [f for f in all_files if f.endswith(".go")][:FUNCTION_FILES_LIMIT]
-    py = [f for f in all_files if f.endswith(".py") and "/" in f][:FUNCTION_FILES_LIMIT]
-    return {"go": go_functions(project_root, go, notes), "python": python_functions(project_root, py, notes)}
+    all_files = [f for f in list_files(project_root) if not is_test_path(f)]
+    out = dict(found)
+    if not out.get("go"):
+        go = [f for f in all_files if f.endswith(".go")][:FUNCTION_FILES_LIMIT]
+        out["go"] = go_functions(project_root, go, notes)
+    if not out.get("python"):
+        py = [f for f in all_files if f.endswith(".py") and "/" in f][:FUNCTION_FILES_LIMIT]
+        out["python"] = python_functions(project_root, py, notes)
+    return out
 
 
 # -- the tool --------------------------------------------------------------------------------------
@@ -624,9 +633,7 @@ def find_coverage_gaps(
     functions, found = function_coverage(project.root, data, changed_ranges, notes, stale)
     scen: list[ScenarioResult] = []
     if scenarios:
-        if not any(found.values()):
-            found = functions_under_test(project.root, notes)
-        scen = assess_scenarios(project.root, found)
+        scen = assess_scenarios(project.root, functions_under_test(project.root, notes, found))
     result = CoverageGaps(
         project_root=str(project.root),
         run_id=used_run,
@@ -691,12 +698,19 @@ def rank_gaps(result: CoverageGaps) -> list[GapItem]:
     weights = {"retry-exhaustion": 14, "rate-limiting": 14, "auth-failure": 12, "connection-timeout": 13,
                "context-cancellation": 12, "concurrency": 12, "server-errors": 11, "malformed-payload": 10,
                "intermittent-failure": 11, "connection-refused": 9}  # fmt: skip
+    changed_dirs = {posixpath.dirname(c.path) for c in result.changed_files}
+    changed_langs = {_SUITE_LANGUAGE.get(posixpath.splitext(c.path)[1]) for c in result.changed_files}
     for s in result.scenarios:
         if s.exercised or s.suggestion is None:
             continue
         risk = weights.get(s.scenario, 8)
         if s.suggestion.function and any(k[1] == s.suggestion.function for k in risky_fn):
             risk += 4
+        target_dir = posixpath.dirname((s.suggestion.function_location or "").rsplit(":", 1)[0])
+        if s.suggestion.function_location and target_dir in changed_dirs:
+            risk += 3  # the suggested test exercises a changed package
+        if result.changed_files and s.suite not in changed_langs:
+            risk -= 20  # a suite of a language the change does not touch: after every gap of the change
         scored.append(
             (
                 risk,

@@ -32,7 +32,10 @@ class Scenario:
     signals: tuple[str, ...]
     """Function signals of the code under test this scenario exercises, best first."""
     recipe: str
-    """What the suggested test does (Go wording; Python gets the same idea)."""
+    """What the suggested Go test does."""
+    python_recipe: str = ""
+    """The same for a pytest suite, where Go's words (goroutines, -race, context.Canceled) do not apply; "" when the
+    Go wording fits both."""
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -53,6 +56,8 @@ SCENARIOS: tuple[Scenario, ...] = (
         (("cancel", r"context\.WithCancel|context\.Canceled|\bcancel\(\)|CancelledError|\.cancel\(\)"),),
         ("context", "select", "sleep"),
         "cancel the context while the request (or a retry wait) is in flight and assert it returns context.Canceled",
+        "cancel the task (task.cancel()) while the request (or a retry wait) is in flight and assert CancelledError"
+        " propagates without another attempt",
     ),
     Scenario(
         "intermittent-failure",
@@ -74,6 +79,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         ("retry", "backoff", "attempt", "sleep"),
         "answer 503 to every request and assert the retries-exhausted error after MaxRetries+1 attempts"
         " with growing waits",
+        "answer 503 to every request and assert the error raised after max_retries+1 attempts with growing waits",
     ),
     Scenario(
         "rate-limiting",
@@ -116,6 +122,8 @@ SCENARIOS: tuple[Scenario, ...] = (
         ),
         ("goroutine", "sync", "channel"),
         "call the code from many goroutines at once against a slow server and run the phase with -race",
+        "call the code from many threads at once (concurrent.futures.ThreadPoolExecutor) against a slow server and"
+        " assert every result and the shared state (counters, caches, sessions)",
     ),
     Scenario(
         "malformed-payload",
@@ -126,6 +134,8 @@ SCENARIOS: tuple[Scenario, ...] = (
         ),
         ("json", "http"),
         "answer 200 with a truncated or invalid JSON body (or hijack and close mid-body) and assert a decode error",
+        "answer 200 with a truncated or invalid JSON body (or a Content-Length longer than the body, then close) and"
+        " assert the error the caller sees",
     ),
     Scenario(
         "connection-refused",
@@ -185,6 +195,21 @@ class Suite:
     language: str
     files: list[str]
     units: list[TestUnit]
+
+
+_TEST_PATH = re.compile(r"(^|/)(tests?|testdata)/|_test\.go$|(^|/)test_[^/]*\.py$|_test\.py$|(^|/)conftest\.py$")
+# Code with no cancellation to hand (no context.Context, no coroutine) is cancelled by its timeouts.
+_NO_CONTEXT_RECIPE = {
+    "go": "the code takes no context.Context: give the client a short Timeout, let the server stall the request (or"
+    " force a retry wait) and assert the call gives up within the timeout instead of hanging",
+    "python": "the code is synchronous (no coroutine to cancel): give the client a short timeout, let the server"
+    " stall the request (or force a retry wait) and assert the call raises within the timeout instead of hanging",
+}
+
+
+def is_test_path(path: str) -> bool:
+    """Test code, fixtures and test data: never the code a scenario should exercise."""
+    return bool(_TEST_PATH.search(path))
 
 
 _GO_TEST = re.compile(r"^func\s+(Test\w*)\s*\(\s*(\w+)\s+\*testing\.T\s*\)")
@@ -320,7 +345,12 @@ def assess_scenarios(
 
 
 def _suggest(scen: Scenario, suite: Suite, texts: dict[str, list[str]], funcs: dict[str, list[FuncInfo]]) -> Suggestion:
+    funcs = {path: fns for path, fns in funcs.items() if not is_test_path(path)}
+    how = scen.python_recipe if suite.language == "python" and scen.python_recipe else scen.recipe
     slug = scen.id.replace("-", "_")
+    if scen.id == "context-cancellation" and not any("context" in fn.signals for fns in funcs.values() for fn in fns):
+        how = _NO_CONTEXT_RECIPE[suite.language]
+        slug = "stalled_call_times_out"
     target_fn, target_loc = _pick_function(scen, funcs)
     file = _pick_file(scen, suite)
     if suite.language == "go":
@@ -328,11 +358,10 @@ def _suggest(scen: Scenario, suite: Suite, texts: dict[str, list[str]], funcs: d
             (u.name.split("/")[0] for u in suite.units if u.file == file and u.depth == 1),
             None,
         )
-        camel = "".join(p.capitalize() for p in scen.id.split("-"))
+        camel = "".join(p.capitalize() for p in slug.split("_"))
         test = f"{parent}/{slug}" if parent else f"Test{camel}"
     else:
         test = f"test_{slug}"
-    how = scen.recipe
     if target_fn:
         how = f"{how}; exercise {target_fn} ({target_loc})"
     return Suggestion(test=test, file=file, function=target_fn, function_location=target_loc, how=how)
