@@ -130,3 +130,49 @@ def test_slowest_tests_show_a_subtest_under_its_parent_not_beside_it(project: Pr
         "TestNetworkEdgeCases/connection_timeout took 1.00 s of it (88%)"
     ) in md
     assert "`TestNetworkEdgeCases/connection_timeout` (" not in md
+
+
+class _Validation(Model):
+    ok: bool
+    api: dict[str, object]
+    token: dict[str, object]
+    problems: list[str]
+    rate_limits: list[dict[str, object]] = []
+
+
+def test_the_github_line_counts_the_findings_it_points_to_and_claims_no_limit_it_never_read(project: Project) -> None:
+    run = factory.make_run(0, [factory.make_test("TestA")])
+    history.write_run_folder(project, run)
+    error = "GET /rate_limit failed (connection-error: ConnectError: Name or service not known) on all 3 attempts"
+    unreachable = _Validation(
+        ok=False,
+        api={"url": "https://api.github.com", "reachable": False, "error": error},
+        token={"found": False},
+        problems=[f"the API at https://api.github.com is not usable: {error}"],
+    )
+    save_latest(project, "github", unreachable)
+    result = build_report(project, [run.run_id], now=NOW, save=False)
+    github = [f.title for f in result.findings.environment if f.source == "validate_github_api"]
+    assert github == [f"api.github.com unreachable: {error}", "GitHub API check failed: no GitHub token was found"]
+    assert result.summary.github is not None
+    assert result.summary.github.endswith("— 2 problem(s), listed under Critical Findings")
+    assert "core requests per hour" not in render_markdown(result)
+
+    # an API that answered states its own limit
+    save_latest(
+        project,
+        "github",
+        _Validation(
+            ok=False,
+            api={"url": "https://api.github.com", "reachable": True, "status": 200},
+            token={"found": False},
+            problems=[],
+            rate_limits=[{"resource": "core", "limit": 60, "remaining": 59}],
+        ),
+    )
+    result = build_report(project, [run.run_id], now=NOW, save=False)
+    github = [f.title for f in result.findings.environment if f.source == "validate_github_api"]
+    assert github == ["GitHub API check failed: no GitHub token was found (unauthenticated: 60 core requests per hour)"]
+    assert result.summary.github is not None and result.summary.github.endswith(
+        "— 1 problem(s), listed under Critical Findings"
+    )

@@ -28,10 +28,9 @@ from .report_model import (
 )
 from .report_text import clip, first_line
 from .report_tool_results import (
-    failed_github_checks,
     github_api_changed,
+    github_problems,
     github_summary,
-    github_unreachable,
     recommended_phases,
     stale_assessment,
 )
@@ -515,15 +514,8 @@ def environment_findings(
         )
     elif github is not None:
         summary.github = github_summary(github)
-        unreachable = github_unreachable(github)
-        if unreachable:
-            found.append(Finding(category="environment", title=unreachable, source="validate_github_api"))
-        for check in failed_github_checks(github):
-            if unreachable and check.startswith("the API at "):
-                continue  # said above, in words that name the host
-            found.append(
-                Finding(category="environment", title=f"GitHub API check failed: {check}", source="validate_github_api")
-            )
+        for problem in github_problems(github):
+            found.append(Finding(category="environment", title=problem, source="validate_github_api"))
     if github_api_changed(assess) and github is None:
         token = (
             "a token is set"

@@ -108,9 +108,20 @@ def github_summary(github: dict[str, Any]) -> str:
     if handling:
         passed = sum(1 for c in handling if c.get("passed"))
         parts.append(f"retry handling {passed}/{len(handling)} scenarios passed")
-    problems = _get(github, "problems") or []
-    verdict = "ok" if github.get("ok") else f"{len(problems)} problem(s), listed under Critical Findings"
+    problems = github_problems(github)
+    verdict = f"{len(problems)} problem(s), listed under Critical Findings" if problems else "ok"
     return "; ".join(parts) + f" — {verdict}"
+
+
+def github_problems(github: dict[str, Any]) -> list[str]:
+    """The Critical Findings a validate_github_api result gives: unreachable first, then its failed checks."""
+    unreachable = github_unreachable(github)
+    found = [unreachable] if unreachable else []
+    for check in failed_github_checks(github):
+        if unreachable and check.startswith("the API at "):
+            continue  # said above, in words that name the host
+        found.append(f"GitHub API check failed: {check}")
+    return found
 
 
 def failed_github_checks(github: dict[str, Any]) -> list[str]:
@@ -121,7 +132,7 @@ def failed_github_checks(github: dict[str, Any]) -> list[str]:
         failed += [clip(str(p), 300) for p in problems if p]
     token = _get(github, "token")
     if isinstance(token, dict) and token.get("found") is False and not any("token" in f.lower() for f in failed):
-        failed.append("no GitHub token was found (unauthenticated: 60 core requests per hour)")
+        failed.append("no GitHub token was found" + _unauthenticated_limit(github))
     for case in _get(github, "handling") or []:
         if isinstance(case, dict) and case.get("passed") is False:
             failed.append(
@@ -136,6 +147,14 @@ def failed_github_checks(github: dict[str, Any]) -> list[str]:
     if not failed and github.get("ok") is False:
         failed.append("the validation reported ok = false without listing a problem")
     return failed
+
+
+def _unauthenticated_limit(github: dict[str, Any]) -> str:
+    # The core limit the API reported; none when it never answered (a limit is not known, so not claimed).
+    for rate in _get(github, "rate_limits") or []:
+        if isinstance(rate, dict) and rate.get("resource") == "core" and rate.get("limit") is not None:
+            return f" (unauthenticated: {rate.get('limit')} core requests per hour)"
+    return ""
 
 
 def coverage_analysis(
