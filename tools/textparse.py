@@ -26,6 +26,9 @@ from .models import (
 _GO_RESULT = re.compile(r"^(\s*)--- (PASS|FAIL|SKIP): (\S+) \(([\d.]+)s\)")
 _GO_RUN = re.compile(r"^=== RUN\s+(\S+)")
 _GO_PKG = re.compile(r"^(?:ok|FAIL)\s+(\S+)\s")
+_GO_PKG_OK = re.compile(r"^ok\s+(\S+)\s+(?:([\d.]+)s)?")
+PACKAGE_ONLY = "(package passed; per-test counts unknown)"
+"""The name of the one result standing for a package `go test` passed without printing its tests (no -v)."""
 _GO_MSG = re.compile(r"^\s+([\w.\-+]+\.go):(\d+): ?(.*)$")
 _PY_VERBOSE = re.compile(r"^(\S+::\S+)\s+(PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)\b")
 _PY_SHORT = re.compile(r"^(FAILED|ERROR)\s+(\S+::\S+)(?:\s+-\s+(.*))?$")
@@ -56,6 +59,8 @@ class TextParser:
         self._pending: list[tuple[str, str]] = []  # tests whose package line has not come yet
         self._py_summary: dict[str, int] = {}
         self._py_locations: dict[str, Location] = {}
+        self._passed_packages: dict[str, float] = {}
+        """Packages go test printed `ok` for, with their time: without -v that line is all there is."""
         self.lines = 0
 
     def feed(self, line: bytes | str) -> None:
@@ -77,6 +82,9 @@ class TextParser:
             return
         pkg = _GO_PKG.match(text)
         if pkg and "::" not in text:
+            ok = _GO_PKG_OK.match(text)
+            if ok:
+                self._passed_packages[ok.group(1)] = float(ok.group(2) or 0.0)
             for name, _ in self._pending:
                 test = self._tests.get(name)
                 if test is not None and not test.classname:
@@ -121,6 +129,18 @@ class TextParser:
             for count, word in _PY_COUNT.findall(summary.group(1)):
                 self._py_summary[word.rstrip("s") if word.startswith("error") else word] = int(count)
 
+    def _stand_in_for_silent_packages(self) -> None:
+        """One passed result per package go test passed without printing a test line (plain `go test`).
+
+        Its `ok` line says the package's tests ran and passed but not how many: with no result at all the
+        run would read "ran no tests", which its own output contradicts.
+        """
+        printed = {test.classname for test in self._tests.values()}
+        for package, duration in self._passed_packages.items():
+            key = f"{package}::{PACKAGE_ONLY}"
+            if package not in printed and key not in self._tests:
+                self._add(PACKAGE_ONLY, package, Outcome.PASSED, duration)
+
     def _add(self, name: str, classname: str, outcome: Outcome, duration: float) -> None:
         key = f"{classname}::{name}" if classname else name
         existing = self._tests.get(key)
@@ -136,10 +156,11 @@ class TextParser:
     @property
     def found_anything(self) -> bool:
         """Whether any test result or summary was recognised."""
-        return bool(self._tests or self._py_summary)
+        return bool(self._tests or self._py_summary or self._passed_packages)
 
     def report(self) -> TestReport:
         """The report of everything recognised (source `text`)."""
+        self._stand_in_for_silent_packages()
         tests = list(self._tests.values())
         totals = Totals()
         failures: list[Failure] = []

@@ -105,7 +105,7 @@ async def run_workflow(
         project, assessment, result, only=only, wide_phase_min=wide_phase_min, all_phases=all_phases
     )
     runs = await _run_phases(project, phases, result, say)
-    _rerun_summary(runs, result)
+    _rerun_summary(project, runs, result)
     await _coverage(project, runs, base, result, say)
     await _github(project, assessment, result, say, github_api_url, github_timeout_s)
     await say("building the report")
@@ -181,7 +181,8 @@ def _phases_to_run(
             )
         names = [n for n in names if n in only] + extra
     names = sorted(dict.fromkeys(names), key=lambda n: order.get(n, len(order)))
-    return _drop_covered(phase_set, names, result, wide_phase_min)
+    names = _drop_covered(phase_set, names, result, wide_phase_min)
+    return _drop_duplicate_commands(project, phase_set, names, result)
 
 
 def _check_phase_names(project: Project, only: list[str]) -> None:
@@ -263,6 +264,44 @@ def _drop_covered(phase_set: PhaseSet, names: list[str], result: WorkflowResult,
     return [n for n in names if n not in dropped]
 
 
+def _drop_duplicate_commands(
+    project: Project, phase_set: PhaseSet, names: list[str], result: WorkflowResult
+) -> list[str]:
+    """Leave out `make` phases whose recipe is only `go test` of tests a selected Go phase runs.
+
+    Running both runs those tests twice and counts them twice, and the command phase tells less: plain
+    `go test` prints no per-test lines, and a command cannot be rerun test by test.
+    """
+    from .make_recipes import find_makefile, go_phase_runs_all, go_test_calls
+
+    makefile = find_makefile(project.root)
+    if makefile is None:
+        return names
+    go_phases = [phase_set.get(n) for n in names if phase_set.get(n).runner is Runner.GO]
+    dropped: set[str] = set()
+    for name in names:
+        phase = phase_set.get(name)
+        if phase.runner is not Runner.COMMAND or len(phase.argv) != 2 or phase.argv[0] != "make":
+            continue
+        calls = go_test_calls(makefile, phase.argv[1])
+        wider = next((g for g in go_phases if calls and go_phase_runs_all(g, calls)), None)
+        if calls is None or wider is None:
+            continue
+        dropped.add(name)
+        packages = ", ".join(sorted({p for c in calls for p in c.packages}))
+        result.steps.append(
+            WorkflowStep(
+                name="phases",
+                status="ok",
+                detail=(
+                    f"left out {name}: `make {phase.argv[1]}` only runs go test of {packages}, tests that "
+                    f"{wider.name} runs with the same build tags (and reports per test, with reruns)"
+                ),
+            )
+        )
+    return [n for n in names if n not in dropped]
+
+
 async def _run_phases(project: Project, phases: list[str], result: WorkflowResult, say: Say) -> list[PhaseRun]:
     from .runner import RunOptions, run_phase
 
@@ -308,21 +347,36 @@ def _wants_coverage(project: Project, phase: str) -> bool:
         return False
 
 
-def _rerun_summary(runs: list[PhaseRun], result: WorkflowResult) -> None:
+def _rerun_summary(project: Project, runs: list[PhaseRun], result: WorkflowResult) -> None:
+    """What the reruns showed, counting only the runs that could rerun; failures of the others said apart."""
+    from .phases import load_phases
+
     if not runs:
         return
-    flaky = sum(r.report.totals.flaky for r in runs)
-    failed = sum(r.report.totals.failed + r.report.totals.errors for r in runs)
-    if not flaky and not failed:
-        detail = "no failures to rerun"
-    else:
-        detail = (
+    try:
+        # Only go and pytest phases rerun single tests; a command phase ran once, whatever failed.
+        rerunnable = {p.name for p in load_phases(project).phases if p.runner is not Runner.COMMAND}
+    except ItestError:
+        rerunnable = {r.phase for r in runs}
+    rerun = [r for r in runs if r.phase in rerunnable]
+    once = [r for r in runs if r.phase not in rerunnable and r.report.totals.failed + r.report.totals.errors]
+    flaky = sum(r.report.totals.flaky for r in rerun)
+    failed = sum(r.report.totals.failed + r.report.totals.errors for r in rerun)
+    parts: list[str] = []
+    if flaky or failed:
+        parts.append(
             f"each failing test was rerun up to {RERUN_FAILURES} times: {flaky} passed on a rerun (flaky), "
             f"{failed} failed every attempt"
         )
-    result.steps.append(
-        WorkflowStep(name="rerun failures", status="failed" if failed else "ok", detail=detail, run_ids=[])
-    )
+    if once:
+        not_rerun = sum(r.report.totals.failed + r.report.totals.errors for r in once)
+        parts.append(
+            f"{not_rerun} failure(s) in {', '.join(r.phase for r in once)} not rerun: a command phase cannot be "
+            "rerun test by test"
+        )
+    detail = "; ".join(parts) or "no failures to rerun"
+    status = "failed" if failed or once else "ok"
+    result.steps.append(WorkflowStep(name="rerun failures", status=status, detail=detail, run_ids=[]))
 
 
 async def _coverage(project: Project, runs: list[PhaseRun], base: str | None, result: WorkflowResult, say: Say) -> None:
