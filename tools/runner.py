@@ -665,9 +665,11 @@ async def _run_pytest(run: _Run, timeout: float) -> None:
     argv = _with_plugin(base)
     data_file = run.run_dir / ".coverage"
     if opts.coverage:
-        check = run_capture([python, "-c", "import coverage"], cwd=run.project.root, timeout=30)
-        if check.returncode == 0:
-            argv = [python, "-m", "coverage", "run", f"--data-file={data_file}", *argv[1:]]
+        from .pytest_coverage import coverage_prefix
+
+        prefix = coverage_prefix(python, run.project.root, run.run_dir, data_file, run.env)
+        if prefix is not None:
+            argv = [*prefix, *argv[1:]]
         else:
             run.notes.append(f"coverage.py is not installed in {python}; `pip install coverage` there for coverage")
     run.argv = argv
