@@ -44,3 +44,13 @@ def test_test_inside_the_phase_runs_under_it(demo: Project) -> None:
     assert result.status is RunStatus.PASSED
     assert [t.name for t in result.report.tests] == ["TestAPIClientGetRepo"]
     assert "-run=^TestAPIClientGetRepo$" in result.argv
+
+
+def test_run_phases_refuses_a_filter_outside_a_later_phase_before_running_any(demo: Project) -> None:
+    from itest_mcp.tools.runner import run_phases
+
+    before = set(demo.runs_dir.iterdir()) if demo.runs_dir.exists() else set()
+    with pytest.raises(InputError, match="not part of phase 'api-client'"):
+        anyio.run(lambda: run_phases(demo, ["slow", "api-client"], RunOptions(test="TestSlowPagination")))
+    after = set(demo.runs_dir.iterdir()) if demo.runs_dir.exists() else set()
+    assert after == before  # phase "slow" did not run first

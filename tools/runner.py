@@ -444,7 +444,10 @@ async def run_phases(
         raise InputError("no phases given; name at least one phase (list_phases shows them)")
     phase_set = load_phases(project)
     for name in names:
-        phase_set.get(name)
+        phase = phase_set.get(name)
+        if options is not None and options.test is not None and phase.runner is not Runner.COMMAND:
+            # A filter outside a later phase's selection is refused before the first phase runs.
+            build_argv(phase, ArgvOptions(test=options.test), others=phase_set.phases)
     runs: list[PhaseRun] = []
     for name in names:
         result = await run_phase(project, name, options, progress=progress)
