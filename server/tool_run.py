@@ -267,11 +267,15 @@ def render_runs(combined: PhaseRuns) -> str:
             # Reruns: a test still failing after them failed every attempt (a pass would make it flaky).
             tries = f", failed {failure.attempts} of {failure.attempts} attempts" if failure.attempts > 1 else ""
             details.append(f"  FAIL {failure.test}{where}{kind}{tries}: {first}")
-        for race in run.report.races[:10]:
+        races: list[str] = []
+        for race in run.report.races:
             site = race_site(race.locations)
             others = [str(loc) for loc in race.locations if loc != site][:3]
             also = f" (also {', '.join(others)})" if others else ""
-            details.append(f"  RACE {race.test or '(no test)'} at {site or 'an unknown place'}{also}")
+            line = f"  RACE {race.test or '(no test)'} at {site or 'an unknown place'}{also}"
+            if line not in races:  # the same race seen again (another goroutine pair) says nothing new
+                races.append(line)
+        details.extend(races[:10])
         for build in run.report.build_errors:
             where = f" ({build.location})" if build.location else ""
             details.append(f"  BUILD {build.package}{where}: {build.message.splitlines()[0]}")

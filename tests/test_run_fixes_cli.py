@@ -31,7 +31,7 @@ def test_data_race_is_located_at_the_racing_access_not_the_test_line(
 
     code = main(["--repo", str(demo), "run", "race"])
     out = capsys.readouterr().out
-    assert "RACE TestConcurrentSync at internal/reposync/sync.go:42" in out
+    assert out.count("RACE TestConcurrentSync at internal/reposync/sync.go:42") == 1
     assert "FAIL TestConcurrentSync (internal/reposync/sync.go:42) [data-race]" in out
 
 
