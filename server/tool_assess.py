@@ -11,7 +11,7 @@ from pydantic import Field
 from itest_mcp.server.errors import tool_errors
 from itest_mcp.server.latest import remember
 from itest_mcp.server.state import ServerState
-from itest_mcp.tools.changes import DEFAULT_MAX_FILES, Assessment, assess_changes
+from itest_mcp.tools.changes import DEFAULT_MAX_FILES, Assessment, assess_changes, describe_range
 from itest_mcp.tools.repo import Project
 
 
@@ -79,7 +79,7 @@ async def _assess(
 def render_assessment(assessment: Assessment) -> str:
     """The assessment as terminal text."""
     a = assessment
-    lines = [a.summary, f"range: {a.base_label} ({a.base_reason}) .. {a.head_label}"]
+    lines = [a.summary, f"range: {describe_range(a)}"]
     for note in a.notes:
         lines.append(f"note: {note}")
     if a.files:

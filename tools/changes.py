@@ -1036,6 +1036,24 @@ def _where(summary: CategorySummary) -> str:
     return f"{summary.findings} finding{'s' if summary.findings != 1 else ''} in {summary.files} file{plural}{at}"
 
 
+def uncommitted_only(base: str | None, head: str, head_label: str, include_worktree: bool) -> str | None:
+    """ "the uncommitted changes on HEAD (master)" when the range is the working tree against HEAD, else None."""
+    if base is None or base != head or not include_worktree:
+        return None
+    return f"the uncommitted changes on {head_label.removesuffix(' + working tree')}"
+
+
+def describe_range(assessment: Assessment) -> str:
+    """The range in words, each part said once: its base (as chosen, with why) .. its head."""
+    a = assessment
+    only = uncommitted_only(a.base, a.head, a.head_label, a.include_worktree)
+    if only is not None:
+        # The base is HEAD itself: the tip of the default branch, or given so.
+        return only + (f", against {a.base_label} as given" if a.base_reason.endswith("(given)") else "")
+    # The reason names the base already ("merge-base with master (fd849c65d888)", "main (given)").
+    return f"{a.base_reason or a.base_label} .. {a.head_label}"
+
+
 def _summary(
     changeset: ChangeSet,
     totals: Totals,
@@ -1043,7 +1061,10 @@ def _summary(
     recommended: list[PhaseRecommendation],
     notes: list[str],
 ) -> str:
-    span = f"{changeset.base_label}..{changeset.head_label}"
+    span = (
+        uncommitted_only(changeset.base, changeset.head, changeset.head_label, changeset.include_worktree)
+        or f"{changeset.base_label}..{changeset.head_label}"
+    )
     if not totals.files:
         return f"no changes in {span}: nothing to run"
     head = (
