@@ -264,7 +264,7 @@ def test_timeout_and_notes_are_environment_findings(project: Project) -> None:
     history.write_run_folder(project, run)
     result = build_report(project, [run.run_id], now=NOW)
     titles = [f.title for f in result.findings.environment]
-    assert "phase integration hit its timeout after 30.0 s" in titles
+    assert "phase integration hit its timeout (stopped after 30.0 s)" in titles
     assert "phase integration: 'magex' is not on PATH, so this phase cannot run here" in titles
 
 

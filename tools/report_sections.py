@@ -136,7 +136,7 @@ def failure_findings(runs: list[PhaseRun], history: FlakyReport | None) -> Criti
                 evidence = "a WARNING: DATA RACE block ran during this test" + (f" (at {where})" if where else "")
                 location = location or (race.locations[0] if race.locations else None)
             if cause is Cause.UNCLASSIFIED and run.status is RunStatus.TIMEOUT:
-                cause, evidence = Cause.TIMEOUT, f"the phase hit its timeout after {run.duration_s:.1f} s"
+                cause, evidence = Cause.TIMEOUT, f"the phase {timeout_phrase(run)}"
             key = f"{failure.classname}::{failure.test}" if failure.classname else failure.test
             seen_tests.add(failure.test)
             items.append(
@@ -418,6 +418,30 @@ def _ran_whole(run: PhaseRun, inner: Phase) -> bool:
     return not narrowed and (not inner.race or "-race" in run.argv)
 
 
+_TIMEOUT_LIMIT = re.compile(r"timeout of (\d+(?:\.\d+)?) ?s")
+
+
+def timeout_phrase(run: PhaseRun) -> str:
+    """'hit its timeout of 1 s (stopped after 2.0 s)': the limit from the runner's note, the wall time beside it.
+
+    The wall time alone misstated the limit (it includes the kill's grace period).
+    """
+    for note in run.notes:
+        found = _TIMEOUT_LIMIT.search(note)
+        if found:
+            return f"hit its timeout of {found.group(1)} s (stopped after {run.duration_s:.1f} s)"
+    return f"hit its timeout (stopped after {run.duration_s:.1f} s)"
+
+
+def exit_code_text(run: PhaseRun) -> str:
+    """' (exit code N)' when the code says something: not for 0 (go test exits 0 when no test matched) or none."""
+    return f" (exit code {run.exit_code})" if run.exit_code not in (None, 0) else ""
+
+
+def _first_note(run: PhaseRun) -> str:
+    return f": {clip(run.notes[0], 200)}" if run.notes else ""
+
+
 def environment_findings(
     project: Project,
     runs: list[PhaseRun],
@@ -430,8 +454,8 @@ def environment_findings(
     for run in runs:
         if run.status in (RunStatus.TIMEOUT, RunStatus.ERROR, RunStatus.CANCELLED):
             verb = {
-                RunStatus.TIMEOUT: f"hit its timeout after {run.duration_s:.1f} s",
-                RunStatus.ERROR: f"ended in an error (exit code {run.exit_code})",
+                RunStatus.TIMEOUT: timeout_phrase(run),
+                RunStatus.ERROR: f"ended in an error{exit_code_text(run)}{_first_note(run)}",
                 RunStatus.CANCELLED: f"was cancelled after {run.duration_s:.1f} s; its results are partial",
             }[run.status]
             found.append(
