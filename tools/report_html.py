@@ -392,6 +392,8 @@ def render_html(report: Report) -> str:
         h.append(
             f"<p>Total coverage: <b>{c.total_percent:.1f}%</b>{lines_text} (from <code>{_e(c.source)}</code>).</p>"
         )
+    elif c.total_lines:  # statements and lines, never added together: one figure per unit
+        h.append(f"<p>Total coverage: {_e(c.total_lines)} (from <code>{_e(c.source)}</code>).</p>")
     if c.changed_lines_percent is not None:
         h.append(f"<p>Changed lines: <b>{c.changed_lines_percent:.1f}%</b> ({_e(c.changed_lines)}).</p>")
     if c.well_covered:

@@ -151,6 +151,9 @@ def render_markdown(report: Report) -> str:
         lines_text = f", {c.total_lines}" if c.total_lines else ""
         out.append(f"Total coverage: {c.total_percent:.1f}%{lines_text} (from `{c.source}`).")
         out.append("")
+    elif c.total_lines:  # statements and lines, never added together: one figure per unit
+        out.append(f"Total coverage: {c.total_lines} (from `{c.source}`).")
+        out.append("")
     if c.changed_lines_percent is not None:
         out.append(f"Changed lines: {c.changed_lines_percent:.1f}% ({c.changed_lines}).")
         out.append("")
