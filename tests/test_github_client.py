@@ -70,7 +70,9 @@ async def test_scenario_matrix(http: httpx.AsyncClient) -> None:
         assert classified is first, scenario
         assert (response.waits[0].basis if response.waits else None) == basis, scenario
         if basis == "retry-after":
-            assert 1.0 <= response.waits[0].waited_s <= 1.05 + 0.05, scenario
+            # Never early; the upper bound leaves room for a loaded CI machine (the 5% figure is bench_github's
+            # job), and still fails a client that backs off instead of honouring retry-after (2 s and more).
+            assert 1.0 <= response.waits[0].waited_s <= 1.3, scenario
         if basis == "secondary-minimum":
             assert response.waits[0].planned_s == pytest.approx(0.2)
         if scenario == "slow":
