@@ -16,7 +16,7 @@ from itest_mcp.server.state import ServerState
 from itest_mcp.tools.errors import InputError, ItestError
 from itest_mcp.tools.flaky import DEFAULT_WINDOW, FlakyReport, HistoryView, flaky_tests, test_history
 from itest_mcp.tools.repo import Project
-from itest_mcp.tools.report import build_report, latest_report_markdown
+from itest_mcp.tools.report import build_report, latest_report_markdown, out_path, write_out
 from itest_mcp.tools.report_markdown import render_markdown
 from itest_mcp.tools.report_model import Report
 from itest_mcp.tools.workflow import GITHUB_TIMEOUT_S, workflow_prompt
@@ -34,7 +34,7 @@ def make_report(
     """Build and save the report; also write the HTML page (format html) and `out`. Returns it and its text."""
     if fmt not in ("md", "json", "html"):
         raise InputError(f"format {fmt!r} is not one of md, json, html")
-    target = project.resolve_path(out, what="--out") if out else None
+    target = out_path(project, out) if out else None
     report = build_report(project, run_ids or None, window=window)
     if fmt == "html":
         from itest_mcp.tools.report import save_report
@@ -50,8 +50,7 @@ def make_report(
     else:
         text = render_markdown(report)
     if target is not None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
+        write_out(project, target, text)
         report.files.out = project.rel(target)
     return report, text
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .errors import HistoryError, ItestError, NotFoundError, ParseError
+from .errors import HistoryError, InputError, ItestError, NotFoundError, ParseError
 from .flaky import DEFAULT_WINDOW, FlakyReport, flaky_tests
 from .history import RUN_FILE, TESTS_FILE, check_run_id, list_run_ids, unknown_run_error
 from .models import Outcome, PhaseRun, TestResult
@@ -243,6 +243,51 @@ def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+REPORT_MARKERS = (b"# Integration test report", b"<!DOCTYPE html>", b'{\n  "report_id": "report-')
+"""How each format this module writes begins: a file starting otherwise is not ours to overwrite."""
+
+
+def out_path(project: Project, out: str) -> Path:
+    """Where `--out` may write: a new file, or one of our reports; never `.git/`, a folder or the user's file."""
+    target = project.resolve_path(out, what="--out")
+    git_dir = project.git_root / ".git"
+    if target == git_dir or target.is_relative_to(git_dir) or ".git" in target.relative_to(project.root).parts:
+        raise InputError(
+            f"--out {out!r} is inside .git/, where a report would damage the repository; "
+            "pick a file name outside .git (e.g. report.md)"
+        )
+    if target.is_dir():
+        raise InputError(f"--out {out!r} is a folder; pick a file name inside it (e.g. {out.rstrip('/')}/report.md)")
+    if target.exists() or target.is_symlink():
+        try:
+            with target.open("rb") as handle:
+                head = handle.read(64)
+        except OSError as exc:
+            raise InputError(
+                f"--out {out!r} exists and cannot be read ({exc.strerror or exc}); pick a new file name"
+            ) from exc
+        if not head.startswith(REPORT_MARKERS):
+            raise InputError(
+                f"--out {out!r} already exists and is not a report itest-mcp wrote; it was left unchanged. "
+                "Pick a new file name (or move the file aside first)"
+            )
+    for parent in target.relative_to(project.root).parents:
+        if (project.root / parent).exists() and not (project.root / parent).is_dir():
+            raise InputError(f"--out {out!r}: {parent.as_posix()!r} is a file, not a folder; pick another path")
+    return target
+
+
+def write_out(project: Project, target: Path, text: str) -> None:
+    """Write the report to a checked `--out` path; a failure names the path and what to do."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(target, text)
+    except OSError as exc:
+        raise InputError(
+            f"--out {project.rel(target)!r} cannot be written ({exc.strerror or exc}); pick another file name"
+        ) from exc
 
 
 def load_report(path: Path) -> Report:
