@@ -433,7 +433,9 @@ class _Target:
     def _register(self, frame: _Suite) -> int:
         idx = self.acc.suite(frame.attrib.get("name") or self.file_name, self.entry.path)
         frame.idx = idx
-        if frame is self.stack[-1]:
+        # A suite registered at its end tag (counts but no testcases) is already off the stack; the root's leaves
+        # it empty.
+        if self.stack and frame is self.stack[-1]:
             self.cur_idx = idx
             self.cur_name = self.acc.suites[idx][0]
         self.entry.suites += 1

@@ -792,6 +792,16 @@ def _report_for(run: _Run) -> TestReport:
 def _junit_report(run: _Run) -> TestReport | None:
     assert run.phase.junit is not None
     pattern = run.phase.junit
+    try:
+        return _read_junit(run, pattern)
+    except (ItestError, OSError, ValueError, NotImplementedError) as exc:
+        # The command has run: its exit code and output are the result, so a report that cannot be read is a
+        # note and the run is still recorded (pathlib raises NotImplementedError for an absolute glob).
+        run.notes.append(f"the JUnit files matching {pattern!r} could not be read: {exc or type(exc).__name__}")
+        return None
+
+
+def _read_junit(run: _Run, pattern: str) -> TestReport | None:
     files = sorted(p for p in run.project.root.glob(pattern) if p.is_file())
     # Only files this run wrote: an old report from yesterday must not pass for today's result.
     fresh = [p for p in files if p.stat().st_mtime >= run.started_at.timestamp() - 1]
