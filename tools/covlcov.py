@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .covmodel import CoverageData, line_file, merge_line_files
+from .covmodel import LINE_MAX, CoverageData, bad_count, bad_line_number, line_file, merge_line_files
 from .errors import CoverageError
 
 LCOV = "lcov"
@@ -28,17 +28,27 @@ def read_lcov(path: Path) -> CoverageData:
             try:
                 if line.startswith("DA:"):
                     parts = line[3:].split(",")
-                    nums.append(int(parts[0]))
-                    hits.append(int(float(parts[1])) > 0)
+                    num = int(parts[0])
+                    if not 0 <= num <= LINE_MAX:
+                        raise bad_line_number(f"{path}:{lineno}", num)
+                    executions = float(parts[1])
+                    if not executions >= 0:
+                        raise bad_count(f"{path}:{lineno}", f"the hit count {parts[1]!r}")
+                    nums.append(num)
+                    hits.append(executions >= 1)
                 elif line.startswith("SF:"):
                     name = line[3:].replace("\\", "/")
                     nums, hits, fn_lines, fn_hits = [], [], {}, {}
                 elif line.startswith("FN:"):
                     parts = line[3:].split(",")
                     if len(parts) >= 3:  # lcov 2: FN:start,end,name
-                        fn_lines[parts[2]] = (int(parts[0]), int(parts[1]))
+                        fname, first, last = parts[2], int(parts[0]), int(parts[1])
                     else:
-                        fn_lines[parts[1]] = (int(parts[0]), 0)
+                        fname, first, last = parts[1], int(parts[0]), 0
+                    for num in (first, last):
+                        if not 0 <= num <= LINE_MAX:
+                            raise bad_line_number(f"{path}:{lineno}", num)
+                    fn_lines[fname] = (first, last)
                 elif line.startswith("FNDA:"):
                     count, _, fname = line[5:].partition(",")
                     fn_hits[fname] = fn_hits.get(fname, False) or int(float(count)) > 0

@@ -230,6 +230,35 @@ def merge_files(a: FileData, b: FileData) -> FileData:
     return merge_line_files(a, b)
 
 
+LINE_MAX = 2**32 - 1
+"""The largest line number a report may give: `FileData` keeps lines in `array("I")`; no source file comes near."""
+
+
+def bad_line_number(where: str, value: int) -> CoverageError:
+    """A line number no source file can have (negative or beyond `LINE_MAX`): the report is damaged."""
+    return CoverageError(
+        f"{where}: line number {value} is out of range (0 to {LINE_MAX}); "
+        f"the report is damaged, regenerate it with the coverage tool"
+    )
+
+
+def bad_count(where: str, what: str) -> CoverageError:
+    """A hit count that is not a number of executions: counting it either way would give a wrong percentage."""
+    return CoverageError(
+        f"{where}: {what} is not a count of executions (a number 0 or more); "
+        f"the report is damaged, regenerate it with the coverage tool"
+    )
+
+
+def parse_count(text: str) -> float | None:
+    """A hit count as a report writes it ("3", "0.0", "1e3"), or None when it is not a number 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if value >= 0 else None  # NaN fails the comparison too
+
+
 def line_file(name: str, lines: list[int], hits: list[bool], old: FileData | None) -> FileData:
     """A line-format FileData; duplicate lines within one report: uncovered if any record says 0."""
     if old is not None:
@@ -241,7 +270,11 @@ def line_file(name: str, lines: list[int], hits: list[bool], old: FileData | Non
             merged[ln] = merged.get(ln, True) and h
         lines = sorted(merged)
         hits = [merged[ln] for ln in lines]
-    starts = array("I", lines)
+    try:
+        starts = array("I", lines)
+    except OverflowError:  # the readers check each number with its place; this names the file for any other caller
+        bad = next(ln for ln in lines if not 0 <= ln <= LINE_MAX)
+        raise bad_line_number(repr(name), bad) from None
     return FileData(
         name=name,
         unit="lines",
