@@ -12,7 +12,7 @@ import re
 import sys
 from collections.abc import Sequence
 from enum import StrEnum
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from pydantic import Field, field_validator, model_validator
@@ -358,12 +358,33 @@ def phases_from_config(raw: RawConfig) -> list[Phase]:
             for value in getattr(config, key):
                 if value.startswith("-"):
                     raise raw.error(f"{key} entry {value!r} starts with '-'; list packages or paths only", (*loc, key))
+        if config.junit is not None:
+            _check_junit_glob(raw, loc, config.junit)
         fields = config.model_dump(exclude={"timeout"})
         if config.runner is not Runner.GO:
             fields["packages"] = []
         phase = Phase(name=name, timeout_s=config.timeout, source="config", **fields)
         phases.append(_mark_availability(phase))
     return phases
+
+
+def _check_junit_glob(raw: RawConfig, loc: tuple[str, ...], pattern: str) -> None:
+    """A `junit` glob names files inside the project: relative, no '..' out of it (the run reads what it matches)."""
+    problem = None
+    if not pattern.strip():
+        problem = "is empty"
+    elif "\0" in pattern:
+        problem = "contains a NUL character"
+    elif PurePosixPath(pattern).is_absolute() or PureWindowsPath(pattern).is_absolute():
+        problem = "is an absolute path"
+    elif ".." in re.split(r"[/\\]", pattern):
+        problem = "uses '..', which can leave the project"
+    if problem:
+        raise raw.error(
+            f"junit glob {pattern!r} {problem}; give a glob relative to the project root, "
+            f"e.g. 'reports/*.xml' or 'build/test-results/**/*.xml'",
+            (*loc, "junit"),
+        )
 
 
 def _mark_availability(phase: Phase) -> Phase:
