@@ -210,10 +210,7 @@ def load_run(project: Project, run_id: str) -> PhaseRun:
 def load_run_folder(folder: Path, project: Project | None = None) -> PhaseRun:
     """Read one run folder; a file that is not valid gives HistoryError naming it and the line."""
     shown = project.rel(folder) if project else str(folder)
-    try:
-        run = PhaseRun.model_validate_json((folder / RUN_FILE).read_bytes())
-    except (OSError, ValidationError, ValueError) as exc:
-        raise HistoryError(f"{shown}/{RUN_FILE} cannot be read: {_short(exc)}") from exc
+    run = read_run_file(folder, shown)
     tests_file = folder / TESTS_FILE
     tests: list[TestResult] = []
     if tests_file.is_file():
@@ -227,6 +224,35 @@ def load_run_folder(folder: Path, project: Project | None = None) -> PhaseRun:
                     raise HistoryError(f"{shown}/{TESTS_FILE}:{number} is not a test result: {_short(exc)}") from exc
     run.report.tests = tests
     return run
+
+
+def read_run_file(folder: Path, shown: str) -> PhaseRun:
+    """A run folder's `run.json` as a PhaseRun (full test list not loaded); HistoryError says what to do."""
+    path = folder / RUN_FILE
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise HistoryError(
+            f"{shown}/{RUN_FILE} cannot be read ({exc.strerror or exc}); check its permissions, or rerun the phase"
+        ) from exc
+    try:
+        return PhaseRun.model_validate_json(data)
+    except (ValidationError, ValueError) as exc:
+        raise HistoryError(
+            f"{shown}/{RUN_FILE} cannot be read: it looks truncated or corrupt ({len(data)} bytes; "
+            f"{_validation_text(exc)}), so run {folder.name} is left out; rerun its phase (`itest-mcp run <phase>`) "
+            "for fresh results, or delete the folder if the run is not needed"
+        ) from exc
+
+
+def _validation_text(exc: ValueError) -> str:
+    """The first problem pydantic found, with where ("Field required at phase"), not "1 validation error for …"."""
+    if not isinstance(exc, ValidationError):
+        return _short(exc)
+    first = exc.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in first["loc"])
+    more = exc.error_count() - 1
+    return first["msg"] + (f" at {where}" if where else "") + (f" (+{more} more)" if more else "")
 
 
 def _short(exc: BaseException) -> str:
@@ -776,10 +802,7 @@ def recorded_run_ids(conn: sqlite3.Connection) -> set[str]:
 
 def _load_rows(folder: Path, shown: str) -> tuple[PhaseRun, list[_TestRow]]:
     """The run header and history rows of one run folder, without building a model per test."""
-    try:
-        run = PhaseRun.model_validate_json((folder / RUN_FILE).read_bytes())
-    except (OSError, ValidationError, ValueError) as exc:
-        raise HistoryError(f"{shown}/{RUN_FILE} cannot be read: {_short(exc)}") from exc
+    run = read_run_file(folder, shown)
     try:
         data = (folder / TESTS_FILE).read_bytes()
     except FileNotFoundError:

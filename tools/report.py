@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from .errors import HistoryError, InputError, ItestError, NotFoundError, ParseError
 from .flaky import DEFAULT_WINDOW, FlakyReport, flaky_tests
-from .history import RUN_FILE, TESTS_FILE, check_run_id, list_run_ids, unknown_run_error
+from .history import RUN_FILE, TESTS_FILE, check_run_id, list_run_ids, read_run_file, unknown_run_error
 from .models import Outcome, PhaseRun, TestResult
 from .repo import Project
 from .report_markdown import render_markdown
@@ -52,11 +52,7 @@ def load_run_summary(project: Project, run_id: str) -> PhaseRun:
     folder = project.runs_dir / check_run_id(run_id)
     if not (folder / RUN_FILE).is_file():
         raise unknown_run_error(project, run_id)
-    try:
-        return PhaseRun.model_validate_json((folder / RUN_FILE).read_bytes())
-    except (OSError, ValidationError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-        raise HistoryError(f"{project.rel(folder)}/{RUN_FILE} cannot be read: {first}") from exc
+    return read_run_file(folder, project.rel(folder))
 
 
 def flaky_in_run(project: Project, run_id: str) -> list[TestResult]:
@@ -101,6 +97,16 @@ def _no_runs_error(project: Project) -> NotFoundError:
     )
 
 
+RUNNER_ID = re.compile(r"^\d{8}T\d{6}Z-(?P<phase>.+)-[0-9a-f]{4}$")
+"""The runner's run ids (`20261124T031500Z-<phase>-<4 hex>`) name the phase."""
+
+
+def _phase_in_run_id(run_id: str) -> str:
+    """The phase a run id names (an unreadable run.json still has it), else the id itself."""
+    match = RUNNER_ID.match(run_id)
+    return match["phase"] if match else run_id
+
+
 def select_runs(project: Project, run_ids: list[str] | None) -> tuple[list[str], str]:
     """The runs a report covers and why: given ids, else runs since the last report, else the current commit's."""
     if run_ids:
@@ -125,23 +131,26 @@ def select_runs(project: Project, run_ids: list[str] | None) -> tuple[list[str],
             since = [r for r in all_ids if r > newest]
             if since:
                 return since[-MAX_RUNS:], f"the {len(since)} run(s) since the last report {last.stem}"
+    # An unreadable run stays selected (build_report makes it a finding): dropping it would let
+    # an older run of its phase stand in for it without a word.
+    readable: dict[str, PhaseRun] = {}
+    unreadable: list[str] = []
+    for run_id in all_ids[-500:]:
+        try:
+            readable[run_id] = load_run_summary(project, run_id)
+        except ItestError:
+            unreadable.append(run_id)
     head = project.head_commit()
     if head:
-        at_head = []
-        for run_id in all_ids[-500:]:
-            try:
-                if load_run_summary(project, run_id).commit == head:
-                    at_head.append(run_id)
-            except ItestError:
-                continue
+        at_head = [run_id for run_id, run in readable.items() if run.commit == head]
         if at_head:
+            # Its commit is unknown; one newer than the first run at HEAD may well be of HEAD.
+            at_head = sorted(at_head + [r for r in unreadable if r > at_head[0]])
             return at_head[-MAX_RUNS:], f"the {len(at_head)} run(s) of the current commit {head[:12]}"
     latest: dict[str, str] = {}
     for run_id in all_ids[-500:]:
-        try:
-            latest[load_run_summary(project, run_id).phase] = run_id
-        except ItestError:
-            continue
+        run = readable.get(run_id)
+        latest[run.phase if run else _phase_in_run_id(run_id)] = run_id
     chosen = sorted(latest.values())
     return chosen, f"the latest run of each phase ({len(chosen)}), as none is newer than the last report"
 
@@ -185,7 +194,16 @@ def build_report(
         except HistoryError as exc:
             if run_ids:
                 raise
-            problems.append(Finding(category="input", title=str(exc), run_id=run_id, source="run folder"))
+            problems.append(
+                Finding(
+                    category="input",
+                    title=str(exc),
+                    detail="no older run of its phase is reported in its place; `itest-mcp history` lists the runs "
+                    "that can be read",
+                    run_id=run_id,
+                    source="run folder",
+                )
+            )
     runs.sort(key=lambda r: r.run_id)
     history: FlakyReport | None = None
     try:
