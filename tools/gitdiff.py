@@ -226,7 +226,12 @@ def resolve_commit(project: Project, what: str, rev: str, known: dict[str, str] 
     if sha:
         return sha
     if _rev(project, rev):
-        kind = project.git("cat-file", "-t", rev, check=False).strip() or "object"
+        kind = project.git("cat-file", "-t", rev, check=False).strip()
+        if not kind:  # rev-parse takes any full-length hex as an object name without looking it up
+            raise InputError(
+                f"{what}: commit {rev} is not in this clone; fetch it (a shallow CI clone may need "
+                f"`git fetch --deepen=<n>` or a fetch of the base branch), or pass a branch, tag or sha it has"
+            )
         raise InputError(f"{what} {rev!r} names a {kind}, not a commit; pass a branch, tag or commit sha")
     names = ref_names(project)
     near = difflib.get_close_matches(rev, names, n=5, cutoff=0.5)
@@ -341,14 +346,24 @@ def resolve_range(project: Project, base: str | None, head: str | None, *, inclu
     if merge_base != head_sha:
         reason = f"merge-base with {branch_name} ({_short(merge_base)})"
         return _Range(merge_base, f"merge-base({branch_name})", reason, head_sha, head_label, worktree, notes)
-    # HEAD is on the default branch itself: its own uncommitted work, else its last commit.
+    # HEAD is on the default branch itself (its tip, or a commit in its history, e.g. a detached checkout of
+    # master~2): its own uncommitted work, else its last commit.
+    where = _place_on_branch(project, head_sha, branch_name)
     if worktree and project.is_dirty():
-        reason = f"HEAD (it is the tip of {branch_name}: only uncommitted changes)"
+        reason = f"HEAD ({where}: only uncommitted changes)"
         return _Range(head_sha, "HEAD", reason, head_sha, head_label, worktree, notes)
-    sha, label, reason = _parent_or_empty(
-        project, head_sha, f"HEAD is the tip of the default branch {branch_name}", notes
-    )
+    sha, label, reason = _parent_or_empty(project, head_sha, where, notes)
     return _Range(sha, label, reason, head_sha, head_label, worktree, notes)
+
+
+def _place_on_branch(project: Project, head_sha: str, branch_name: str) -> str:
+    """Where HEAD, an ancestor of `branch_name` or its tip, sits on it, in words."""
+    tip = _rev(project, f"{branch_name}^{{commit}}")
+    if tip is None or tip == head_sha:
+        return f"HEAD is the tip of the default branch {branch_name}"
+    behind = project.git("rev-list", "--count", f"{head_sha}..{tip}", check=False).strip()
+    count = f"{behind} commit{'' if behind == '1' else 's'}" if behind.isdigit() else "some commits"
+    return f"HEAD is {count} behind the tip of the default branch {branch_name}, in its history"
 
 
 # -- running and parsing the diff -------------------------------------------------------------
