@@ -38,6 +38,17 @@ def _only_serving(argv: Sequence[str]) -> bool:
     return True
 
 
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port 0-65535 (0 picks a free one), so a wrong one is a usage error, not OverflowError."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535)")
+    return port
+
+
 def build_parser(*, with_tools: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="itest-mcp",
@@ -54,7 +65,7 @@ def build_parser(*, with_tools: bool = True) -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve MCP (stdio by default, or streamable HTTP with --http)")
     serve.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")
     serve.add_argument("--host", default="127.0.0.1", help="HTTP host (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
+    serve.add_argument("--port", type=port_number, default=8000, help="HTTP port (default 8000)")
     serve.set_defaults(handler=None)
     for module_name in TOOL_MODULES if with_tools else ():
         module = importlib.import_module(f"itest_mcp.server.{module_name}")
