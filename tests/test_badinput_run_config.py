@@ -9,10 +9,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from itest_mcp.tools.errors import ConfigError
+from itest_mcp.tools.errors import ConfigError, InputError
 from itest_mcp.tools.phases import load_phases
 from itest_mcp.tools.repo import open_project
-from itest_mcp.tools.runner import run_phase
+from itest_mcp.tools.runner import RunOptions, run_phase
 
 HEAD = '[phases.x]\nrunner = "command"\n'
 
@@ -45,3 +45,30 @@ def test_a_junit_glob_outside_the_project_is_a_config_error(
 def test_a_relative_junit_glob_is_accepted(make_repo: Callable[..., Path]) -> None:
     project = open_project(make_repo({"itest.toml": HEAD + 'argv = ["true"]\njunit = "build/**/TEST-*.xml"\n'}))
     assert load_phases(project).get("x").junit == "build/**/TEST-*.xml"
+
+
+@pytest.mark.parametrize(
+    ("body", "line_key", "says"),
+    [
+        (
+            'argv = ["true"]\nenv = { "A=B" = "1" }\n',
+            "4 [phases.x.env]",
+            "env name 'A=B' is not a usable variable name",
+        ),
+        ('argv = ["true"]\nenv = { "" = "1" }\n', "4 [phases.x.env]", "env name '' is not a usable variable name"),
+        ('argv = ["true"]\nenv = { A = "x\\u0000y" }\n', "4 [phases.x.env.A]", "env A value 'x\\x00y' contains a NUL"),
+        ('argv = ["true", "a\\u0000b"]\n', "3 [phases.x.argv]", "argv[1] 'a\\x00b' contains a NUL"),
+        ('argv = [""]\n', "3 [phases.x.argv]", "argv[0] '' is empty; it names the program to run"),
+    ],
+)
+def test_an_env_or_argv_that_cannot_be_spawned_is_a_config_error(
+    make_repo: Callable[..., Path], body: str, line_key: str, says: str
+) -> None:
+    err = _config_error(make_repo, body)
+    assert str(err).startswith(f"itest.toml:{line_key}: ") and says in str(err)
+
+
+def test_a_test_filter_with_a_nul_is_refused_before_the_run(make_repo: Callable[..., Path]) -> None:
+    project = open_project(make_repo({"itest.toml": '[phases.p]\nrunner = "pytest"\n'}))
+    with pytest.raises(InputError, match="contains a NUL character"):
+        anyio.run(lambda: run_phase(project, "p", RunOptions(test="a\0b")))

@@ -167,6 +167,8 @@ def build_argv(phase: Phase, options: ArgvOptions | None = None, *, others: Sequ
         ensure_not_option("test", opts.test)
         if not opts.test.strip():
             raise InputError("test filter is empty; give a test name or a regular expression")
+        if "\0" in opts.test:
+            raise InputError(f"test filter {opts.test!r} contains a NUL character, which a command line cannot carry")
     if phase.runner is Runner.GO:
         argv = ["go", "test"]
         if opts.add_json:
@@ -358,6 +360,7 @@ def phases_from_config(raw: RawConfig) -> list[Phase]:
             for value in getattr(config, key):
                 if value.startswith("-"):
                     raise raw.error(f"{key} entry {value!r} starts with '-'; list packages or paths only", (*loc, key))
+        _check_command_line(raw, loc, config)
         if config.junit is not None:
             _check_junit_glob(raw, loc, config.junit)
         fields = config.model_dump(exclude={"timeout"})
@@ -366,6 +369,38 @@ def phases_from_config(raw: RawConfig) -> list[Phase]:
         phase = Phase(name=name, timeout_s=config.timeout, source="config", **fields)
         phases.append(_mark_availability(phase))
     return phases
+
+
+_ARGV_LISTS = ("argv", "args", "packages", "paths", "tags")
+_ARGV_VALUES = ("run", "skip", "markers", "keyword")
+
+
+def _check_command_line(raw: RawConfig, loc: tuple[str, ...], config: PhaseConfig) -> None:
+    """What goes into the child's argv and environment must be passable to exec: caught here with file:line,
+    not as a spawn error after the run has started."""
+    nul = "contains a NUL character, which a command line or environment cannot carry; remove it"
+    for name, value in config.env.items():
+        if not name or "=" in name or "\0" in name:
+            raise raw.error(
+                f"env name {name!r} is not a usable variable name (it must be non-empty, without '=' or NUL); "
+                f'write env = {{ NAME = "value" }}',
+                (*loc, "env"),
+            )
+        if "\0" in value:
+            raise raw.error(f"env {name} value {value!r} {nul}", (*loc, "env", name))
+    for key in _ARGV_LISTS:
+        for i, item in enumerate(getattr(config, key)):
+            if "\0" in item:
+                raise raw.error(f"{key}[{i}] {item!r} {nul}", (*loc, key))
+    for key in _ARGV_VALUES:
+        value = getattr(config, key)
+        if value is not None and "\0" in value:
+            raise raw.error(f"{key} {value!r} {nul}", (*loc, key))
+    if config.argv and not config.argv[0].strip():
+        raise raw.error(
+            f'argv[0] {config.argv[0]!r} is empty; it names the program to run, e.g. argv = ["make", "test"]',
+            (*loc, "argv"),
+        )
 
 
 def _check_junit_glob(raw: RawConfig, loc: tuple[str, ...], pattern: str) -> None:
