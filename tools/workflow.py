@@ -91,7 +91,11 @@ async def run_workflow(
     """Run the whole integration-test workflow once and build the report."""
     say = say or _quiet
     if base is not None:
-        ensure_not_option("base", base)
+        # A base the user named must exist: running every phase against some other range instead would answer a
+        # question they did not ask. The run-everything fallback in `_assess` is for the default base only.
+        from .gitdiff import resolve_commit
+
+        resolve_commit(project, "base", base)
     if not 0 < github_timeout_s <= 600:
         raise InputError(
             f"GitHub timeout {github_timeout_s!r} s is out of range; give more than 0 and at most 600 seconds "
