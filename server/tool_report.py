@@ -23,6 +23,9 @@ from itest_mcp.tools.workflow import GITHUB_TIMEOUT_S, workflow_prompt
 
 Format = Literal["md", "json", "html"]
 
+MAX_RUNS_ASKED = 500
+"""The most runs `--limit`/`--window` may ask for (the MCP tools' bound; SQLite cannot take any integer)."""
+
 
 def make_report(
     project: Project,
@@ -225,7 +228,15 @@ def add_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     workflow.set_defaults(handler=_cli_workflow)
 
 
+def _check_count(flag: str, value: int) -> int:
+    """Refuse a run count outside 1..MAX_RUNS_ASKED with the flag and value in the message."""
+    if not 1 <= value <= MAX_RUNS_ASKED:
+        raise InputError(f"{flag} {value} must be between 1 and {MAX_RUNS_ASKED} runs; give a smaller number")
+    return value
+
+
 def _cli_report(args: argparse.Namespace, project: Project) -> int:
+    _check_count("--window", args.window)
     report, text = make_report(project, args.runs, args.format, args.out, args.window)
     if args.format == "html":
         print(f"wrote {report.files.out or report.files.html}")
@@ -237,14 +248,14 @@ def _cli_report(args: argparse.Namespace, project: Project) -> int:
 
 
 def _cli_history(args: argparse.Namespace, project: Project) -> int:
-    if args.limit < 1:
-        raise InputError(f"--limit {args.limit} must be at least 1")
+    _check_count("--limit", args.limit)
     view = test_history(project, args.test, args.limit)
     print(view.model_dump_json(indent=2) if args.json else render_history(view))
     return 0
 
 
 def _cli_flaky(args: argparse.Namespace, project: Project) -> int:
+    _check_count("--window", args.window)
     report = flaky_tests(project, args.window, args.phase)
     print(report.model_dump_json(indent=2) if args.json else render_flaky(report))
     return 0

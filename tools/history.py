@@ -800,17 +800,18 @@ def recorded_run_ids(conn: sqlite3.Connection) -> set[str]:
     return {row[0] for row in conn.execute("SELECT run_id FROM runs")}
 
 
-def _load_rows(folder: Path, shown: str) -> tuple[PhaseRun, list[_TestRow]]:
-    """The run header and history rows of one run folder, without building a model per test."""
+def _load_rows(folder: Path, shown: str) -> tuple[PhaseRun, list[_TestRow], list[tuple[int, str]]]:
+    """The run header, history rows and unreadable `tests.jsonl` lines of one run folder (no model per test)."""
     run = read_run_file(folder, shown)
     try:
         data = (folder / TESTS_FILE).read_bytes()
     except FileNotFoundError:
-        return run, []
+        return run, [], []
     except OSError as exc:
         raise HistoryError(f"{shown}/{TESTS_FILE} cannot be read: {_short(exc)}") from exc
     loads = _json_loads()
     rows: list[_TestRow] = []
+    skipped: list[tuple[int, str]] = []
     collecting = gc.isenabled()
     gc.disable()  # small acyclic dicts and tuples only; measured 59 -> 52 ms parsing 20,000 lines
     try:
@@ -819,12 +820,24 @@ def _load_rows(folder: Path, shown: str) -> tuple[PhaseRun, list[_TestRow]]:
                 continue
             try:
                 rows.append(_json_row(loads(line)))
-            except ValueError as exc:  # orjson.JSONDecodeError and json's are ValueErrors
-                raise HistoryError(f"{shown}/{TESTS_FILE}:{number} is not a test result: {_short(exc)}") from exc
+            except (ValueError, OverflowError) as exc:  # orjson's and json's decode errors are ValueErrors
+                # One bad line (a run cut short mid-write) costs that test, not the whole run.
+                skipped.append((number, _short(exc)))
     finally:
         if collecting:
             gc.enable()
-    return run, rows
+    return run, rows, skipped
+
+
+def _skipped_lines_note(shown: str, skipped: list[tuple[int, str]], kept: int) -> str:
+    """What import says about the `tests.jsonl` lines it could not read (the first with its reason)."""
+    number, why = skipped[0]
+    others = [str(n) for n, _ in skipped[1:]]
+    more = f" (also line(s) {', '.join(others[:10])}{', …' if len(others) > 10 else ''})" if others else ""
+    return (
+        f"{shown}/{TESTS_FILE}:{number} is not a test result: {why}{more}; skipped {len(skipped)} line(s) and "
+        f"recorded the run with its other {kept} test(s); rerun the phase for a complete record"
+    )
 
 
 def _json_loads() -> Callable[[bytes], Any]:
@@ -852,13 +865,15 @@ def import_run_folders(project: Project) -> ImportSummary:
                 continue
             shown = project.rel(folder)
             try:
-                run, rows = _load_rows(folder, shown)
+                run, rows, skipped = _load_rows(folder, shown)
             except HistoryError as exc:
                 summary.problems.append(str(exc))
                 continue
             if run.run_id != run_id:
                 summary.problems.append(f"{shown}/{RUN_FILE} names run {run.run_id!r}, not its folder; skipped")
                 continue
+            if skipped:
+                summary.problems.append(_skipped_lines_note(shown, skipped, len(rows)))
             if _record(handle, run, rows):
                 summary.imported.append(run_id)
         if summary.imported:
