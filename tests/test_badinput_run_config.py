@@ -72,3 +72,24 @@ def test_a_test_filter_with_a_nul_is_refused_before_the_run(make_repo: Callable[
     project = open_project(make_repo({"itest.toml": '[phases.p]\nrunner = "pytest"\n'}))
     with pytest.raises(InputError, match="contains a NUL character"):
         anyio.run(lambda: run_phase(project, "p", RunOptions(test="a\0b")))
+
+
+@pytest.mark.parametrize(
+    ("timeout", "says"),
+    [
+        ("inf", "timeout must be a finite number of seconds, at most 86400 s"),
+        ("nan", "timeout must be a finite number of seconds, at most 86400 s"),
+        ("1e308", "timeout is longer than the limit of 86400 s (24 h)"),
+        ('"25h"', "timeout is longer than the limit of 86400 s (24 h)"),
+    ],
+)
+def test_a_timeout_that_is_not_finite_or_over_a_day_is_a_config_error(
+    make_repo: Callable[..., Path], timeout: str, says: str
+) -> None:
+    err = _config_error(make_repo, f'argv = ["true"]\ntimeout = {timeout}\n')
+    assert str(err).startswith("itest.toml:4 [phases.x.timeout]: ") and says in str(err)
+
+
+def test_a_timeout_of_a_day_is_accepted(make_repo: Callable[..., Path]) -> None:
+    project = open_project(make_repo({"itest.toml": HEAD + 'argv = ["true"]\ntimeout = "24h"\n'}))
+    assert load_phases(project).get("x").timeout_s == 86400

@@ -8,6 +8,7 @@ a flag of its own.
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 from collections.abc import Sequence
@@ -24,6 +25,9 @@ from .process import which
 from .repo import Project, ensure_not_option
 
 DEFAULT_TIMEOUT_S = 1800.0
+MAX_TIMEOUT_S = 24 * 3600.0
+"""The longest a phase may run, from its config or a caller's timeout (`run --timeout`)."""
+_MAX_TIMEOUT_TEXT = f"{MAX_TIMEOUT_S:.0f} s (24 h)"
 
 PHASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 
@@ -56,8 +60,12 @@ def _parse_duration(value: Any) -> float:
         seconds = hours * 3600 + minutes * 60 + secs
     else:
         raise ValueError("a timeout is a number of seconds or a duration like '20m'")
+    if not math.isfinite(seconds):
+        raise ValueError(f"timeout must be a finite number of seconds, at most {_MAX_TIMEOUT_TEXT}")
     if seconds <= 0:
         raise ValueError(f"timeout must be positive, got {value!r}")
+    if seconds > MAX_TIMEOUT_S:
+        raise ValueError(f"timeout is longer than the limit of {_MAX_TIMEOUT_TEXT}; give at most '24h'")
     return seconds
 
 

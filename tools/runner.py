@@ -49,7 +49,7 @@ from .models import (
     Totals,
     excerpt,
 )
-from .phases import ArgvOptions, Phase, Runner, build_argv, load_phases, python_for, top_level_regex
+from .phases import MAX_TIMEOUT_S, ArgvOptions, Phase, Runner, build_argv, load_phases, python_for, top_level_regex
 from .process import INSTALL_HINTS, Supervised, require_program, run_capture, run_supervised
 from .repo import Project, ensure_not_option
 
@@ -72,7 +72,7 @@ class RunOptions(Model):
     race: bool | None = None
     count: int | None = Field(default=None, ge=1, le=1000)
     rerun_failures: int = Field(default=0, ge=0, le=MAX_RERUN)
-    timeout_s: float | None = Field(default=None, gt=0, le=24 * 3600)
+    timeout_s: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT_S)
     coverage: bool = False
 
 
