@@ -26,7 +26,7 @@ Override in `itest.toml`::
 
     [[assess.rules]]                          # add a rule, or replace one with the same id
     id = "github-api.our-client"
-    category = "github-api"
+    category = "github-api"                   # a built-in category or one declared under [assess.categories]
     paths = ["internal/gh/**"]
 
     [assess.categories.network]               # retune a category (or define a new one)
@@ -523,7 +523,16 @@ def load_rules(raw: RawConfig | None = None) -> RuleSet:
                     ("assess", "disable"),
                 )
         rules = [r for r in rules if r.id not in set(config.disable)]
-        for rule in config.rules:
+        declared = set(categories) | set(config.categories)
+        for position, rule in enumerate(config.rules):
+            if rule.category not in declared:
+                # A new category must be declared: a typo would otherwise become a category of its own, silently.
+                raise raw.error(
+                    f"rule {rule.id!r} has category {rule.category!r}, which is not a known category; use one of "
+                    + ", ".join(sorted(declared))
+                    + f", or declare it under [assess.categories.{rule.category}]",
+                    ("assess", "rules", position, "category"),
+                )
             rules = [r for r in rules if r.id != rule.id] + [rule]
         for name, override in config.categories.items():
             base = categories.get(name)
