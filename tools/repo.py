@@ -97,8 +97,7 @@ class Project:
     @cached_property
     def state_dir(self) -> Path:
         """`.itest/` under the project root, created on first use and ignored by git."""
-        path = self.root / STATE_DIR_NAME
-        path.mkdir(exist_ok=True)
+        path = _state_folder(self.root / STATE_DIR_NAME, STATE_DIR_NAME)
         ignore = path / ".gitignore"
         if not ignore.exists():
             # '*' ignores the folder's whole content, this file included, so the
@@ -106,17 +105,17 @@ class Project:
             ignore.write_text("# created by itest-mcp: run state, never committed\n*\n", encoding="utf-8")
         return path
 
+    def state_subdir(self, name: str) -> Path:
+        """`.itest/<name>/`, created on demand; RepoError when something else is in its place."""
+        return _state_folder(self.state_dir / name, f"{STATE_DIR_NAME}/{name}")
+
     @property
     def runs_dir(self) -> Path:
-        path = self.state_dir / "runs"
-        path.mkdir(exist_ok=True)
-        return path
+        return self.state_subdir("runs")
 
     @property
     def reports_dir(self) -> Path:
-        path = self.state_dir / "reports"
-        path.mkdir(exist_ok=True)
-        return path
+        return self.state_subdir("reports")
 
     # -- git -------------------------------------------------------------------------------
 
@@ -138,6 +137,22 @@ class Project:
         """Whether the project folder has uncommitted changes (untracked files included, `.itest/` never)."""
         out = self.git("status", "--porcelain", "--untracked-files=normal", "--", self.git_prefix or ".")
         return any(line.strip() for line in out.splitlines())
+
+
+def _state_folder(path: Path, shown: str) -> Path:
+    """Create a state folder; a file (or anything else) in its place is named with what to do, not a traceback."""
+    try:
+        path.mkdir(exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise RepoError(
+            f"{shown} in {path.parent} is a file, not the folder itest-mcp keeps its state in; "
+            f"move it aside (e.g. `mv {shown} {shown}.bak`) and run again"
+        ) from exc
+    except OSError as exc:
+        raise RepoError(
+            f"{shown} cannot be created in {path.parent} ({exc.strerror or exc}); check that the folder is writable"
+        ) from exc
+    return path
 
 
 def _is_within(path: Path, root: Path) -> bool:

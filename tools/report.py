@@ -107,6 +107,18 @@ def _phase_in_run_id(run_id: str) -> str:
     return match["phase"] if match else run_id
 
 
+def _runs_covered_by(report_json: Path) -> list[str] | None:
+    """The run ids a saved report covered; None when the file is unreadable or not one of our reports."""
+    try:
+        previous = json.loads(report_json.read_bytes())
+    except (OSError, ValueError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        return None
+    run_ids = previous.get("run_ids") if isinstance(previous, dict) else None
+    if not isinstance(run_ids, list) or not all(isinstance(r, str) for r in run_ids):
+        return None
+    return run_ids
+
+
 def select_runs(project: Project, run_ids: list[str] | None) -> tuple[list[str], str]:
     """The runs a report covers and why: given ids, else runs since the last report, else the current commit's."""
     if run_ids:
@@ -120,13 +132,12 @@ def select_runs(project: Project, run_ids: list[str] | None) -> tuple[list[str],
     if not all_ids:
         raise _no_runs_error(project)
     last = latest_report_path(project)
+    unread = ""
     if last is not None:
-        try:
-            previous = json.loads(last.read_text(encoding="utf-8"))
-            covered = [str(r) for r in previous.get("run_ids", [])]
-        except (OSError, ValueError, AttributeError):
-            covered = []
-        if covered:
+        covered = _runs_covered_by(last)
+        if covered is None:
+            unread = f" (the last report {project.rel(last)} cannot be read; a new report replaces it)"
+        elif covered:
             newest = max(covered)
             since = [r for r in all_ids if r > newest]
             if since:
@@ -146,13 +157,13 @@ def select_runs(project: Project, run_ids: list[str] | None) -> tuple[list[str],
         if at_head:
             # Its commit is unknown; one newer than the first run at HEAD may well be of HEAD.
             at_head = sorted(at_head + [r for r in unreadable if r > at_head[0]])
-            return at_head[-MAX_RUNS:], f"the {len(at_head)} run(s) of the current commit {head[:12]}"
+            return at_head[-MAX_RUNS:], f"the {len(at_head)} run(s) of the current commit {head[:12]}{unread}"
     latest: dict[str, str] = {}
     for run_id in all_ids[-500:]:
         run = readable.get(run_id)
         latest[run.phase if run else _phase_in_run_id(run_id)] = run_id
     chosen = sorted(latest.values())
-    return chosen, f"the latest run of each phase ({len(chosen)}), as none is newer than the last report"
+    return chosen, f"the latest run of each phase ({len(chosen)}), as none is newer than the last report{unread}"
 
 
 # -- building, saving, loading --------------------------------------------------------------
@@ -322,6 +333,13 @@ def latest_report_markdown(project: Project) -> str:
             "(`itest-mcp report`)"
         )
     md = path.with_suffix(".md")
-    if md.is_file():
-        return md.read_text(encoding="utf-8")
-    return render_markdown(load_report(path))
+    try:
+        if md.is_file():
+            return md.read_text(encoding="utf-8")
+        return render_markdown(load_report(path))
+    except (OSError, ValueError) as exc:  # ValidationError and UnicodeDecodeError are ValueErrors
+        raise ParseError(
+            f"the latest report {project.rel(md if md.is_file() else path)} cannot be read "
+            f"({str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__}); "
+            "build a new one with the build_report tool (`itest-mcp report`)"
+        ) from exc

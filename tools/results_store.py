@@ -30,9 +30,7 @@ ERROR_KEY = "_error"
 
 def latest_dir(project: Project) -> Path:
     """`.itest/latest/`, created on demand."""
-    path = project.state_dir / "latest"
-    path.mkdir(exist_ok=True)
-    return path
+    return project.state_subdir("latest")
 
 
 def _path(project: Project, kind: str) -> Path:
@@ -85,6 +83,11 @@ def load_latest(project: Project, kind: str) -> dict[str, Any] | None:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
+    except UnicodeDecodeError as exc:
+        raise ParseError(
+            f"{project.rel(path)} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}), "
+            f"so it is not a result this tool saved; rerun the {kind} tool to replace it"
+        ) from exc
     except OSError as exc:
         raise ParseError(f"{project.rel(path)} cannot be read ({exc.strerror or exc}); rerun the {kind} tool") from exc
     try:
