@@ -59,3 +59,18 @@ def test_out_may_replace_our_own_report_in_each_format(repo: Path, capsys: pytes
         assert (repo / name).read_text(encoding="utf-8") != first  # a new report id: it was rewritten
     assert _report(repo, "--out", "new/dir/report.md") == 0
     assert (repo / "new/dir/report.md").read_text(encoding="utf-8").startswith("# Integration test report")
+
+
+@pytest.mark.anyio
+async def test_mcp_build_report_out_refuses_a_user_file(repo: Path) -> None:
+    from mcp import Client
+
+    from itest_mcp.server.app import create_app
+
+    async with Client(create_app(repo)) as client:
+        r = await client.call_tool("build_report", {"out": "README.md"})
+        assert r.is_error and "'README.md' already exists and is not a report itest-mcp wrote" in str(r.content)
+        r = await client.call_tool("build_report", {"out": ".git/HEAD"})
+        assert r.is_error and "inside .git/" in str(r.content)
+    assert (repo / "README.md").read_text(encoding="utf-8") == "# my project\n"
+    assert (repo / ".git" / "HEAD").read_text(encoding="utf-8").startswith("ref: ")

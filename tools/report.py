@@ -156,8 +156,10 @@ def select_runs(project: Project, run_ids: list[str] | None) -> tuple[list[str],
         at_head = [run_id for run_id, run in readable.items() if run.commit == head]
         if at_head:
             # Its commit is unknown; one newer than the first run at HEAD may well be of HEAD.
-            at_head = sorted(at_head + [r for r in unreadable if r > at_head[0]])
-            return at_head[-MAX_RUNS:], f"the {len(at_head)} run(s) of the current commit {head[:12]}{unread}"
+            maybe = [r for r in unreadable if r > at_head[0]]
+            at_head = sorted(at_head + maybe)
+            note = f", {len(maybe)} of them unreadable" if maybe else ""
+            return at_head[-MAX_RUNS:], f"the {len(at_head)} run(s) of the current commit {head[:12]}{note}{unread}"
     latest: dict[str, str] = {}
     for run_id in all_ids[-500:]:
         run = readable.get(run_id)
