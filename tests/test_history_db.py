@@ -454,7 +454,8 @@ def test_import_names_the_bad_line_of_tests_jsonl(project: Project, line: bytes,
     kept = tests_file.read_bytes().splitlines()
     tests_file.write_bytes(b"\n".join([kept[0], line, *kept[1:]]) + b"\n")
     summary = history.import_run_folders(project)
-    assert summary.imported == [factory.run_id_at(0)]
+    # The run is kept with its other tests; the bad line is named and skipped.
+    assert summary.imported == [factory.run_id_at(0), factory.run_id_at(1)]
     assert len(summary.problems) == 1
     assert f".itest/runs/{factory.run_id_at(1)}/tests.jsonl:2 is not a test result" in summary.problems[0]
     assert why in summary.problems[0]
