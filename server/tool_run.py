@@ -18,7 +18,7 @@ from itest_mcp.tools.errors import InputError, ItestError
 from itest_mcp.tools.gotest import race_site
 from itest_mcp.tools.models import Model, PhaseRun, RunStatus
 from itest_mcp.tools.repo import Project
-from itest_mcp.tools.runner import RunOptions
+from itest_mcp.tools.runner import NO_TESTS_MATCHED, PYTEST_REFUSED, RunOptions
 
 
 class PhaseRuns(Model):
@@ -231,16 +231,22 @@ def _cli_run(args: argparse.Namespace, project: Project) -> int:
         print(combined.model_dump_json(indent=2) if len(args.phases) > 1 else results[0].model_dump_json(indent=2))
     else:
         print(render_runs(combined))
-    if args.test is not None and any(_matched_nothing(run) for run in results):
-        # The filter named no test: bad input (like an unknown phase), not a failing suite.
-        print(f"itest-mcp: error: no tests matched {args.test!r}", file=sys.stderr)
+    refused = next((why for run in results if (why := _bad_filter(run, args.test))), None)
+    if refused:
+        # The filter named no test or was refused: bad input (like an unknown phase), not a failing suite.
+        print(f"itest-mcp: error: {refused}", file=sys.stderr)
         return 2
     return 0 if combined.status is RunStatus.PASSED else 1
 
 
-def _matched_nothing(run: PhaseRun) -> bool:
-    """A run that ended in an error because its test filter selected no test (not a build failure)."""
-    return run.status is RunStatus.ERROR and run.report.totals.tests == 0 and not run.report.build_errors
+def _bad_filter(run: PhaseRun, test: str | None) -> str | None:
+    """Why the run's test filter was bad input (it selected no test, or pytest refused it), else None."""
+    if test is None or run.status is not RunStatus.ERROR or run.report.totals.tests or not run.notes:
+        return None
+    first = run.notes[0]
+    if first.startswith(NO_TESTS_MATCHED):
+        return f"{NO_TESTS_MATCHED} {test!r}"
+    return first if first.startswith(PYTEST_REFUSED) else None
 
 
 def render_runs(combined: PhaseRuns) -> str:
@@ -285,8 +291,8 @@ def render_runs(combined: PhaseRuns) -> str:
         if run.report.slowest:
             slow = ", ".join(f"{s.name} {s.duration_s:.2f}s" for s in run.report.slowest[:3])
             details.append(f"  slowest: {slow}")
-        for note in run.notes:
-            details.append(f"  note: {note[:300]}")
+        # Cut in the middle: a note that quotes output ends with what went wrong.
+        details.extend("  note: " + _clip_middle(note, 300).replace("\n", "\n        ") for note in run.notes)
         r = run.resources
         rss = f", peak RSS {r.peak_rss_mb:.0f} MB" if r.peak_rss_mb is not None else ""
         details.append(f"  cpu {r.cpu_user_s:.1f}s user + {r.cpu_system_s:.1f}s sys{rss}; log: {run.artifacts.log}")
@@ -294,3 +300,11 @@ def render_runs(combined: PhaseRuns) -> str:
         lines.append(f"{run.phase} ({run.run_id}):")
         lines.extend(details)
     return "\n".join(lines)
+
+
+def _clip_middle(text: str, limit: int) -> str:
+    """`text` within `limit` characters, its start and its end kept."""
+    if len(text) <= limit:
+        return text
+    head = limit // 3
+    return f"{text[:head]} … {text[-(limit - head - 3) :]}"

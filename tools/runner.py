@@ -820,6 +820,24 @@ def _read_junit(run: _Run, pattern: str) -> TestReport | None:
     return parsed.report
 
 
+NO_TESTS_MATCHED = "no tests matched"
+"""How the note of a run whose test filter selected nothing starts (the CLI exits 2 on it: bad input)."""
+
+PYTEST_USAGE_ERROR = 4
+"""pytest's exit code when it refused its arguments (a bad -k expression, a path that does not exist)."""
+PYTEST_REFUSED = "pytest refused its arguments"
+"""How the note of such a run starts."""
+
+
+def _usage_error(phase: Phase, last: Supervised | None) -> str | None:
+    """The note for a pytest that refused its arguments, with its own error lines (they come last in its output)."""
+    if phase.runner is not Runner.PYTEST or last is None or last.returncode != PYTEST_USAGE_ERROR:
+        return None
+    lines = last.tail.decode("utf-8", errors="replace").strip().splitlines()
+    said = [line for line in lines if line.startswith(("ERROR:", "pytest: error:"))] or lines[-3:]
+    return f"{PYTEST_REFUSED} (exit code 4, a usage error): " + excerpt(" ".join(said), 800)
+
+
 def _finish(run: _Run, forced: RunStatus | None) -> PhaseRun:
     """Build the PhaseRun from what the run saw (also for a cancelled or timed-out run)."""
     timed_out = any(a.timed_out for a in run.attempts)
@@ -841,9 +859,12 @@ def _finish(run: _Run, forced: RunStatus | None) -> PhaseRun:
         first = report.build_errors[0]
         where = f" at {first.location}" if first.location else ""
         run.notes.insert(0, f"build failed in {first.package}{where}: {first.message.splitlines()[0][:300]}")
+    elif totals.tests == 0 and (usage := _usage_error(run.phase, last)):
+        status = RunStatus.ERROR
+        run.notes.insert(0, usage)
     elif totals.tests == 0 and run.options.test is not None:
         status = RunStatus.ERROR
-        run.notes.insert(0, f"no tests matched {run.options.test!r} in phase {run.phase.name!r}")
+        run.notes.insert(0, f"{NO_TESTS_MATCHED} {run.options.test!r} in phase {run.phase.name!r}")
     elif totals.failed or totals.errors:
         status = RunStatus.FAILED
     elif (
