@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import anyio
+import pytest
 
 from itest_mcp.tools.history import connect, recent_runs
 from itest_mcp.tools.junit import parse_junit_files, parse_junit_paths
@@ -61,3 +63,16 @@ def test_junit_paths_read_a_counts_only_root(make_repo: Callable[..., Path]) -> 
     project = open_project(make_repo({"reports/suite.xml": SUITE_COUNTS_ONLY}))
     parsed = parse_junit_paths(project, ["reports/suite.xml"])
     assert parsed.errors == [] and parsed.report.totals.errors == 3
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_named_pipe_is_refused_not_waited_on(make_repo: Callable[..., Path]) -> None:
+    root = make_repo({"j/good.xml": SUITE_COUNTS_ONLY})
+    os.mkfifo(root / "j" / "fifo.xml")  # nobody writes to it: opening it for reading would block for ever
+    parsed = parse_junit_paths(open_project(root), ["j/fifo.xml", "j/good.xml", "j"])
+    assert parsed.errors == [
+        "j/fifo.xml: is a named pipe (FIFO), not a regular file; pass the JUnit XML file a test runner wrote",
+        "j: is a folder, not a file; pass a glob like 'j/*.xml'",
+    ]
+    assert parsed.report.totals.errors == 3

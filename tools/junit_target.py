@@ -25,7 +25,9 @@ classes, outcomes and durations), not with the size of the file.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
@@ -79,14 +81,7 @@ def read_file(path: Path, entry: JUnitFile, acc: Accumulator) -> None:
     from lxml import etree
 
     name = entry.path
-    try:
-        raw = open(path, "rb")  # noqa: SIM115 - closed in finally; the parser reads it incrementally
-    except FileNotFoundError:
-        raise JUnitError(f"{name}: file not found; check the path (the run may not have written it)") from None
-    except IsADirectoryError:
-        raise JUnitError(f"{name}: is a folder, not a file; pass a glob like '{name}/*.xml'") from None
-    except OSError as exc:
-        raise JUnitError(f"{name}: cannot be opened: {exc.strerror}") from None
+    raw = _open_regular(path, name)
     target = _Target(acc, entry, Path(path).name)
     try:
         prolog = scan_prolog(raw, name)
@@ -127,6 +122,31 @@ def read_file(path: Path, entry: JUnitFile, acc: Accumulator) -> None:
         entry.tests = target.n_cases
         entry.dialect = target.dialect
         raw.close()
+
+
+def _open_regular(path: Path, name: str) -> IO[bytes]:
+    """`path` opened for reading if it is a regular file; anything else (a named pipe, a device) is refused.
+
+    Opened non-blocking and checked with fstat on the open descriptor: opening a named pipe blocks until a
+    writer comes, so a check before a plain open could still hang (and the file could be swapped in between).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        raise JUnitError(f"{name}: file not found; check the path (the run may not have written it)") from None
+    except IsADirectoryError:
+        raise JUnitError(f"{name}: is a folder, not a file; pass a glob like '{name}/*.xml'") from None
+    except OSError as exc:
+        raise JUnitError(f"{name}: cannot be opened: {exc.strerror}") from None
+    mode = os.fstat(fd).st_mode
+    if stat.S_ISDIR(mode):
+        os.close(fd)
+        raise JUnitError(f"{name}: is a folder, not a file; pass a glob like '{name}/*.xml'")
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = "a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+        raise JUnitError(f"{name}: is {kind}, not a regular file; pass the JUnit XML file a test runner wrote")
+    return os.fdopen(fd, "rb")
 
 
 _CHUNK = 1 << 16
