@@ -195,5 +195,11 @@ def validate_section(raw: RawConfig, loc: tuple[str | int, ...], data: Any, mode
             message = f"missing required key {err_loc[-1]!r}"
         else:
             got = first.get("input")
-            message = f"{first['msg']}" + (f" (got {got!r})" if not isinstance(got, dict | list) else "")
+            message = str(first["msg"])
+            if kind == "value_error":
+                # Our own validators' messages: pydantic prefixes them, and most already quote the value.
+                message = message.removeprefix("Value error, ")
+            quoted = f"got {got!r}" in message or f"got {got}" in message
+            if not isinstance(got, dict | list) and not quoted:
+                message += f" (got {got!r})"
         raise raw.error(message, err_loc) from exc
