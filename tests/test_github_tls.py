@@ -89,3 +89,11 @@ def test_default_trust_has_certifi_and_system_roots() -> None:
     context = tls_trust({})
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
     assert context.cert_store_stats()["x509_ca"] > 50
+
+
+def test_ssl_cert_file_as_a_folder_and_a_missing_ssl_cert_dir_are_named(tmp_path: Path) -> None:
+    with pytest.raises(GitHubError, match="is a folder; point SSL_CERT_FILE at a PEM file.*SSL_CERT_DIR"):
+        tls_trust({"SSL_CERT_FILE": str(tmp_path)})
+    with pytest.raises(GitHubError, match="SSL_CERT_DIR=.*nowhere.* is not a folder"):
+        tls_trust({"SSL_CERT_DIR": str(tmp_path / "nowhere")})
+    assert tls_trust({"SSL_CERT_DIR": str(tmp_path)}).verify_mode == ssl.CERT_REQUIRED

@@ -977,13 +977,24 @@ def tls_trust(environ: Mapping[str, str]) -> ssl.SSLContext:
 
     cafile = environ.get("SSL_CERT_FILE") or None
     capath = environ.get("SSL_CERT_DIR") or None
+    if cafile and os.path.isdir(cafile):
+        raise GitHubError(
+            f"SSL_CERT_FILE={cafile!r} is a folder; point SSL_CERT_FILE at a PEM file of CA certificates, "
+            "or use SSL_CERT_DIR for a folder of them"
+        )
+    if capath and not os.path.isdir(capath):
+        # OpenSSL ignores a capath that does not exist, and every verification would then fail obscurely.
+        raise GitHubError(
+            f"SSL_CERT_DIR={capath!r} is not a folder; point it at a folder of CA certificates (c_rehash layout), "
+            "or unset it"
+        )
     if cafile or capath:
         try:
             return ssl.create_default_context(cafile=cafile, capath=capath)
         except (OSError, ssl.SSLError) as exc:
             named = f"SSL_CERT_FILE={cafile!r}" if cafile else f"SSL_CERT_DIR={capath!r}"
             raise GitHubError(
-                f"{named} cannot be loaded ({exc}); point it at a PEM file (or folder) of CA certificates, or unset it"
+                f"{named} cannot be loaded ({exc}); point it at a PEM file of CA certificates, or unset it"
             ) from exc
     import certifi
 
