@@ -58,7 +58,8 @@ class RawConfig:
         return None
 
     def error(self, message: str, loc: tuple[str | int, ...] = ()) -> ConfigError:
-        key = format_key(loc) if loc else None
+        # Name the key as the user wrote it: in pyproject.toml that is under [tool.itest].
+        key = format_key(self.prefix + loc) if loc else None
         return ConfigError(self.file or CONFIG_FILE, message, key=key, line=self.line_of(loc))
 
     def section(self, name: str) -> dict[str, Any]:

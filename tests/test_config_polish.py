@@ -1,0 +1,34 @@
+"""Config file error messages: keys as the user wrote them, BOMs, odd file types, absurd nesting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from itest_mcp.tools.errors import ConfigError
+from itest_mcp.tools.phases import load_phases
+from itest_mcp.tools.repo import open_project
+
+
+def _error(repo: Path) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_phases(open_project(repo))
+    return str(info.value)
+
+
+def test_pyproject_error_names_key_with_tool_itest_prefix(make_repo):
+    text = '[project]\nname = "x"\n\n[tool.itest.phases.a]\nrunner = "go"\nrce = true\n'
+    message = _error(make_repo({"pyproject.toml": text}))
+    assert message.startswith("pyproject.toml:6 [tool.itest.phases.a.rce]: unknown key 'rce'")
+
+
+def test_pyproject_unknown_top_level_key_has_prefix(make_repo):
+    text = "[tool.itest]\ndiscovr = true\n"
+    message = _error(make_repo({"pyproject.toml": text}))
+    assert message.startswith("pyproject.toml:2 [tool.itest.discovr]: unknown key 'discovr'")
+
+
+def test_itest_toml_error_key_has_no_prefix(make_repo):
+    message = _error(make_repo({"itest.toml": '[phases.a]\nrunner = "go"\nrce = true\n'}))
+    assert message.startswith("itest.toml:3 [phases.a.rce]:")
