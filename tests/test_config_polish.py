@@ -32,3 +32,22 @@ def test_pyproject_unknown_top_level_key_has_prefix(make_repo):
 def test_itest_toml_error_key_has_no_prefix(make_repo):
     message = _error(make_repo({"itest.toml": '[phases.a]\nrunner = "go"\nrce = true\n'}))
     assert message.startswith("itest.toml:3 [phases.a.rce]:")
+
+
+BOM = "\ufeff"
+
+
+def test_itest_toml_with_utf8_bom_loads(make_repo):
+    repo = make_repo({"itest.toml": BOM + '[phases.unit]\nrunner = "pytest"\npaths = ["tests"]\n'})
+    assert (repo / "itest.toml").read_bytes().startswith(b"\xef\xbb\xbf")
+    assert load_phases(open_project(repo)).names() == ["unit"]
+
+
+def test_bom_keeps_error_line_numbers(make_repo):
+    repo = make_repo({"itest.toml": BOM + '[phases.a]\nrunner = "go"\nrce = true\n'})
+    assert _error(repo).startswith("itest.toml:3 [phases.a.rce]: unknown key 'rce'")
+
+
+def test_pyproject_with_utf8_bom_loads(make_repo):
+    text = BOM + '[project]\nname = "x"\n\n[tool.itest.phases.unit]\nrunner = "pytest"\npaths = ["tests"]\n'
+    assert load_phases(open_project(make_repo({"pyproject.toml": text}))).names() == ["unit"]

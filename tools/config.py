@@ -147,6 +147,9 @@ def _load(path: Path, name: str, prefix: tuple[str, ...]) -> RawConfig:
         raise ConfigError(name, f"not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from exc
     except OSError as exc:
         raise ConfigError(name, f"cannot be read: {exc.strerror}") from exc
+    # Editors on Windows save a byte-order mark that TOML does not allow; it sits on line 1
+    # and holds no newline, so dropping it leaves every line number as it was.
+    text = text.removeprefix("\ufeff")
     try:
         data: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
