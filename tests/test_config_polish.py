@@ -51,3 +51,32 @@ def test_bom_keeps_error_line_numbers(make_repo):
 def test_pyproject_with_utf8_bom_loads(make_repo):
     text = BOM + '[project]\nname = "x"\n\n[tool.itest.phases.unit]\nrunner = "pytest"\npaths = ["tests"]\n'
     assert load_phases(open_project(make_repo({"pyproject.toml": text}))).names() == ["unit"]
+
+
+def test_itest_toml_directory_is_an_error(make_repo):
+    repo = make_repo({"itest.toml/README": "oops\n"})
+    assert (repo / "itest.toml").is_dir()
+    message = _error(repo)
+    assert message.startswith("itest.toml: ")
+    assert "is a directory" in message
+    assert str(repo / "itest.toml") in message
+
+
+def test_dangling_itest_toml_symlink_is_an_error(make_repo):
+    repo = make_repo({})
+    (repo / "itest.toml").symlink_to("config/missing.toml")
+    message = _error(repo)
+    assert message.startswith("itest.toml: ")
+    assert "config/missing.toml" in message
+    assert "does not exist" in message
+
+
+def test_pyproject_directory_is_an_error(make_repo):
+    repo = make_repo({"pyproject.toml/x": "oops\n"})
+    assert "is a directory" in _error(repo)
+
+
+def test_symlink_to_a_real_config_file_still_loads(make_repo):
+    repo = make_repo({"config/itest.toml": '[phases.unit]\nrunner = "pytest"\npaths = ["tests"]\n'})
+    (repo / "itest.toml").symlink_to("config/itest.toml")
+    assert load_phases(open_project(repo)).names() == ["unit"]

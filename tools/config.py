@@ -131,13 +131,37 @@ def load_raw_config(project: Project) -> RawConfig:
     """Read the project's config file; no file is an empty config, not an error."""
     itest = project.root / CONFIG_FILE
     pyproject = project.root / PYPROJECT_FILE
-    if itest.is_file():
+    if _is_config_file(itest, CONFIG_FILE):
         return _load(itest, CONFIG_FILE, ())
-    if pyproject.is_file():
+    if _is_config_file(pyproject, PYPROJECT_FILE):
         raw = _load(pyproject, PYPROJECT_FILE, ("tool", "itest"))
         # A pyproject without [tool.itest] is no config at all.
         return raw if raw.present else RawConfig(file="")
     return RawConfig(file="")
+
+
+def _is_config_file(path: Path, name: str) -> bool:
+    """True for a readable file; False when nothing is there.
+
+    Anything else in the config's place (a directory, a dangling symlink, a pipe) is an error:
+    skipping it would silently run without the config the user meant to give.
+    """
+    if path.is_file():
+        return True
+    if path.is_dir():
+        raise ConfigError(
+            name, f"{path} is a directory, not a file; remove or rename it (the config must be a TOML file)"
+        )
+    if path.is_symlink():
+        target = path.readlink()
+        raise ConfigError(
+            name,
+            f"{path} is a symlink to '{target}', which does not exist (or loops); "
+            "point it at the config file or remove it",
+        )
+    if path.exists():
+        raise ConfigError(name, f"{path} is not a regular file; replace it with a TOML file or remove it")
+    return False
 
 
 def _load(path: Path, name: str, prefix: tuple[str, ...]) -> RawConfig:
