@@ -80,3 +80,28 @@ def test_symlink_to_a_real_config_file_still_loads(make_repo):
     repo = make_repo({"config/itest.toml": '[phases.unit]\nrunner = "pytest"\npaths = ["tests"]\n'})
     (repo / "itest.toml").symlink_to("config/itest.toml")
     assert load_phases(open_project(repo)).names() == ["unit"]
+
+
+DEPTH = 10_000
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("a = " + "[" * DEPTH, id="unclosed-arrays"),
+        pytest.param("a = " + "[" * DEPTH + "]" * DEPTH, id="closed-arrays"),
+        pytest.param("a = " + "{b = " * DEPTH + "1" + "}" * DEPTH, id="inline-tables"),
+    ],
+)
+def test_deeply_nested_toml_is_a_config_error(make_repo, text):
+    message = _error(make_repo({"itest.toml": text}))
+    assert message.startswith("itest.toml: ")
+    assert "nested too deeply to read" in message
+
+
+def test_deeply_nested_value_under_a_phase_is_a_config_error(make_repo):
+    # tomllib reads long dotted keys without recursing; the deep table must not crash validation.
+    text = '[phases.x]\nrunner = "go"\nenv.' + ".".join(["a"] * DEPTH) + " = 1\n"
+    message = _error(make_repo({"itest.toml": text}))
+    assert message.startswith("itest.toml:")
+    assert "[phases.x.env.a]: Input should be a valid string" in message

@@ -164,6 +164,9 @@ def _is_config_file(path: Path, name: str) -> bool:
     return False
 
 
+_TOO_DEEP = "nested too deeply to read; flatten the arrays and tables"
+
+
 def _load(path: Path, name: str, prefix: tuple[str, ...]) -> RawConfig:
     try:
         text = path.read_text(encoding="utf-8")
@@ -178,6 +181,9 @@ def _load(path: Path, name: str, prefix: tuple[str, ...]) -> RawConfig:
         data: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise _decode_error(name, exc) from exc
+    except RecursionError as exc:
+        # tomllib recurses once per nested array or inline table; thousands of them exhaust the stack.
+        raise ConfigError(name, _TOO_DEEP) from exc
     present = True
     for key in prefix:
         present = present and key in data
@@ -210,6 +216,8 @@ def validate_section(raw: RawConfig, loc: tuple[str | int, ...], data: Any, mode
     """Validate `data` (found at dotted key `loc`) with `model`; errors name the file, the key and the line."""
     try:
         return model.model_validate(data)
+    except RecursionError as exc:
+        raise raw.error(_TOO_DEEP, loc) from exc
     except ValidationError as exc:
         first = exc.errors()[0]
         err_loc: tuple[str | int, ...] = loc + tuple(first["loc"])
@@ -227,7 +235,7 @@ def validate_section(raw: RawConfig, loc: tuple[str | int, ...], data: Any, mode
             if kind == "value_error":
                 # Our own validators' messages: pydantic prefixes them, and most already quote the value.
                 message = message.removeprefix("Value error, ")
-            quoted = f"got {got!r}" in message or f"got {got}" in message
-            if not isinstance(got, dict | list) and not quoted:
+            # Only scalars are quoted: the repr of a table or array can be huge, or nested too deep to build.
+            if not isinstance(got, dict | list) and f"got {got!r}" not in message and f"got {got}" not in message:
                 message += f" (got {got!r})"
         raise raw.error(message, err_loc) from exc
