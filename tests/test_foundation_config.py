@@ -100,7 +100,7 @@ def test_duplicate_phase_names_are_refused_with_line(make_repo):
 def test_unknown_top_level_key_in_pyproject(make_repo):
     text = "[tool.itest]\nphaes = {}\n"
     message = _error(make_repo, text, name="pyproject.toml")
-    assert message.startswith("pyproject.toml:2 [phaes]: unknown key 'phaes'")
+    assert message.startswith("pyproject.toml:2 [tool.itest.phaes]: unknown key 'phaes'")
 
 
 def test_bad_timeout_and_command_without_argv(make_repo):
