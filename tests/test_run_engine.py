@@ -247,6 +247,7 @@ def test_timeout_kills_hanging_test_and_leaves_nothing(fixtures: Project) -> Non
     assert hang.kind == "timeout"
     assert [t.name for t in result.report.tests if t.outcome is Outcome.PASSED] == ["TestQuick"]
     assert result.notes[0].startswith("the run hit its timeout of 3 s (stopped after ")
+    assert result.timeout_s == 3  # kept on the run, so the report states the limit without reading the note
 
 
 def test_command_printing_go_json_uses_go_parser(fixtures: Project) -> None:

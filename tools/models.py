@@ -227,6 +227,8 @@ class PhaseRun(Model):
     started_at: datetime
     ended_at: datetime | None = None
     duration_s: float = 0.0
+    timeout_s: float | None = None
+    """The limit the run was given (None in runs recorded before it was kept)."""
     report: TestReport = Field(default_factory=TestReport)
     resources: Resources = Field(default_factory=Resources)
     artifacts: Artifacts

@@ -418,18 +418,13 @@ def _ran_whole(run: PhaseRun, inner: Phase) -> bool:
     return not narrowed and (not inner.race or "-race" in run.argv)
 
 
-_TIMEOUT_LIMIT = re.compile(r"timeout of (\d+(?:\.\d+)?) ?s")
-
-
 def timeout_phrase(run: PhaseRun) -> str:
-    """'hit its timeout of 1 s (stopped after 2.0 s)': the limit from the runner's note, the wall time beside it.
+    """'hit its timeout of 1 s (stopped after 2.0 s)': the limit the run was given, the wall time beside it.
 
     The wall time alone misstated the limit (it includes the kill's grace period).
     """
-    for note in run.notes:
-        found = _TIMEOUT_LIMIT.search(note)
-        if found:
-            return f"hit its timeout of {found.group(1)} s (stopped after {run.duration_s:.1f} s)"
+    if run.timeout_s is not None:
+        return f"hit its timeout of {run.timeout_s:g} s (stopped after {run.duration_s:.1f} s)"
     return f"hit its timeout (stopped after {run.duration_s:.1f} s)"
 
 

@@ -912,6 +912,7 @@ def _finish(run: _Run, forced: RunStatus | None) -> PhaseRun:
         started_at=run.started_at,
         ended_at=ended,
         duration_s=round(wall, 3),
+        timeout_s=run.phase.timeout_s,
         report=report,
         resources=Resources(
             wall_s=round(wall, 3),
