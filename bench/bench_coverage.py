@@ -40,6 +40,7 @@ from itest_mcp.tools import covnative
 from itest_mcp.tools.coverage import join_changes, load_coverage
 from itest_mcp.tools.covmap import PathMatcher
 from itest_mcp.tools.gitdiff import ChangedFile, LineRange, collect_changes
+from itest_mcp.tools.proctree import vm_hwm_kb
 from itest_mcp.tools.repo import open_project
 
 MODULE = "github.com/acme/svc"
@@ -171,14 +172,8 @@ def helper_peak_mb(path: Path) -> float | None:
         return None
     peak = 0
     with subprocess.Popen([str(binary), str(path)], stdout=subprocess.DEVNULL) as proc:
-        status = Path(f"/proc/{proc.pid}/status")
         while proc.poll() is None:
-            try:
-                for line in status.read_text().splitlines():
-                    if line.startswith("VmHWM:"):
-                        peak = max(peak, int(line.split()[1]) * 1024)
-            except (OSError, ValueError):
-                pass
+            peak = max(peak, vm_hwm_kb(proc.pid) * 1024)
             time.sleep(0.002)
     return peak / 1e6 if proc.returncode == 0 and peak else None
 

@@ -10,15 +10,13 @@ from __future__ import annotations
 import resource
 import sys
 
+from itest_mcp.tools.proctree import own_peak_kb
+
 
 def peak_rss_bytes() -> int:
     """This process's peak RSS: VmHWM where /proc has it, else ru_maxrss (KiB on Linux, bytes on macOS)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
+    kb = own_peak_kb()
+    if kb:
+        return kb * 1024
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024

@@ -27,7 +27,7 @@ from .covgoblocks import GoProfile, GoSection, executed_flags, read_sections
 from .covmodel import ChangedBlocks, CoverageData, FileData, paused_gc
 from .covspans import Ranges, WantRanges
 from .errors import ItestError
-from .process import StreamResult, run_capture, stream_lines, which
+from .process import StreamResult, go_helper_env, run_capture, stream_lines, which
 from .usercache import user_cache_dir
 
 log = logging.getLogger(__name__)
@@ -40,10 +40,6 @@ READ_TIMEOUT_S = 3600.0
 _UNUSABLE = 3  # the helper's exit code for a profile it leaves to the Python reader
 
 _built: dict[str, Path | None] = {}
-
-
-def _go_env() -> dict[str, str]:
-    return {**os.environ, "GOTOOLCHAIN": "local", "GOWORK": "off", "GOFLAGS": "", "CGO_ENABLED": "0"}
 
 
 def helper_path() -> Path | None:
@@ -78,7 +74,7 @@ def _build(binary: Path) -> Path | None:
             ["go", "build", "-trimpath", "-o", tmp_name, SOURCE.name],
             cwd=SOURCE.parent,
             timeout=BUILD_TIMEOUT_S,
-            env=_go_env(),
+            env=go_helper_env(),
         )
         if res.returncode != 0:
             log.info("coverprofile helper did not build (%s); the Python reader is used", res.stderr.strip()[-300:])

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ItestError
-from .process import run_capture, which
+from .process import go_helper_env, run_capture, which
 
 HELPER = Path(__file__).with_name("gofuncs.go")
 
@@ -44,13 +43,12 @@ def go_functions(root: Path, rel_paths: list[str], notes: list[str]) -> dict[str
     if not rel_paths:
         return {}
     if which("go") is not None:
-        env = {**os.environ, "GOTOOLCHAIN": "local", "GOWORK": "off", "GOFLAGS": "", "CGO_ENABLED": "0"}
         try:
             res = run_capture(
                 ["go", "run", str(HELPER)],
                 cwd=HELPER.parent,
                 timeout=120,
-                env=env,
+                env=go_helper_env(),
                 stdin_data="\n".join(str(root / p) for p in rel_paths).encode(),
             )
             if res.returncode == 0:

@@ -44,6 +44,12 @@ def which(program: str) -> str | None:
     return shutil.which(program)
 
 
+def go_helper_env() -> dict[str, str]:
+    """Environment for `go` building or running our own helper programs: the installed toolchain, no workspace,
+    none of the user's GOFLAGS, no cgo (the helpers use only the standard library)."""
+    return {**os.environ, "GOTOOLCHAIN": "local", "GOWORK": "off", "GOFLAGS": "", "CGO_ENABLED": "0"}
+
+
 def require_program(program: str) -> str:
     """The full path of `program`, or ToolNotFoundError naming it and how to install it."""
     path = which(program)

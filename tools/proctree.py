@@ -18,10 +18,11 @@ _MAX_S = 0.5
 
 def own_peak_kb() -> int:
     """This process's VmHWM in KiB (0 where /proc is missing)."""
-    return _vm_hwm_kb("self")
+    return vm_hwm_kb("self")
 
 
-def _vm_hwm_kb(pid: int | str) -> int:
+def vm_hwm_kb(pid: int | str) -> int:
+    """VmHWM of process `pid` (or "self") in KiB; 0 when it is gone or /proc is missing."""
     try:
         with open(f"/proc/{pid}/status", "rb") as status:
             for line in status:
@@ -65,7 +66,7 @@ class PeakTracker:
             if pid in seen:
                 continue
             seen.add(pid)
-            kb = _vm_hwm_kb(pid)
+            kb = vm_hwm_kb(pid)
             if kb > self.peak_kb:
                 self.peak_kb = kb
             stack.extend(_children(pid))
