@@ -22,6 +22,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from .make_recipes import MAKEFILE_NAMES
 from .phases import Phase, Runner
 
 SKIP_DIRS = {".git", ".hg", ".svn", "vendor", "node_modules", ".itest", "testdata", "__pycache__", ".venv", "venv"}
@@ -94,7 +95,7 @@ def discover_phases(root: Path) -> list[Phase]:
                 found = _go_integration_file(root, rel_dir, name)
                 if found:
                     go_files.append(found)
-            elif rel_dir == "." and name in ("Makefile", "makefile", "GNUmakefile"):
+            elif rel_dir == "." and name in MAKEFILE_NAMES:
                 makefiles.append(Path(folder) / name)
             elif rel_dir == "." and name in ("magefile.go", ".mage.yaml", ".mage.yml"):
                 has_magefile = True

@@ -14,14 +14,13 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from .phases import Phase, Runner
+from .phases import Phase, Runner, listed_names
 
 MAKEFILE_NAMES = ("GNUmakefile", "makefile", "Makefile")
 """The names make itself tries, in its order."""
 HARMLESS_FLAGS = {"-v", "-json", "-failfast", "-count", "-timeout", "-p", "-parallel", "-cover", "-covermode"}
 """Flags that change how the tests run or report, not which tests run."""
 _VALUE_FLAGS = {"-tags", "-run", "-count", "-timeout", "-p", "-parallel", "-covermode"}
-_SIMPLE_RUN = re.compile(r"^\^?\(?([\w|]+)\)?\$?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,11 +98,9 @@ def _go_test(command: str) -> GoTestCall | None:
 
 
 def run_names(pattern: str | None) -> frozenset[str] | None:
-    """The test names a simple -run pattern (`^(A|B)$`, `^A$`) selects; None for anything else."""
-    if pattern is None:
-        return None
-    match = _SIMPLE_RUN.match(pattern)
-    return frozenset(match.group(1).split("|")) if match and pattern.startswith("^") else None
+    """The test names a -run pattern that only lists names (`^(A|B)$`, `^A$`) selects; None for anything else."""
+    names = listed_names(pattern) if pattern is not None else None
+    return frozenset(names) if names is not None else None
 
 
 def go_phase_runs_all(phase: Phase, calls: list[GoTestCall]) -> bool:

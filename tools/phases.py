@@ -257,7 +257,7 @@ def _narrowed_run(phase: Phase, test: str, others: Sequence[Phase]) -> str:
         if selects.search(top):
             return run
         raise _outside(phase, test, others, [top])
-    listed = _listed_names(top_level_regex(phase.run))
+    listed = listed_names(top_level_regex(phase.run))
     if listed is None:
         raise InputError(
             f"phase {phase.name!r} selects its tests with -run={phase.run}, and a regular expression cannot be "
@@ -299,8 +299,8 @@ def _containing_hint(test: str, others: Sequence[Phase], phase: Phase, names: li
     return f"; phases {', '.join(holding[:4])} run it"
 
 
-def _listed_names(regex: str) -> list[str] | None:
-    """The names of a pattern that only lists names (`^(A|B)$`, `^A$`), else None."""
+def listed_names(regex: str) -> list[str] | None:
+    """The names of a pattern that only lists names (`^(A|B)$`, `^A$`), else None (`^A` also selects `AB`)."""
     match = re.fullmatch(r"\^\(?([A-Za-z0-9_|]+)\)?\$", regex)
     return match.group(1).split("|") if match else None
 
