@@ -21,7 +21,7 @@ from pydantic import Field
 from .covmap import PathMatcher, UnmatchedPath
 from .covmodel import FileData, merge_files, paused_gc, query_files
 from .covreaders import read_coverage
-from .covspans import Index, Spans, merge_spans, query_index, span_lines
+from .covspans import Index, Spans, intersect_spans, merge_spans, query_index, span_lines
 from .errors import NotFoundError
 from .gitdiff import ChangedFile, LineRange, collect_changes
 from .gofuncs import FuncInfo, go_functions, python_functions
@@ -393,9 +393,8 @@ def _join_changes(
                 patch.unmeasured_lines += changed_lines
             continue
         if fd.changed is not None and fd.changed.ranges == pairs:
-            lines, missed = fd.changed.summary()  # collected while the profile was read
-            executed = [span for s, e, hit in fd.changed.blocks.values() if hit for span in _clip(s, e, pairs)]
-            answered.append((lines, missed, _intersect(missed, merge_spans(executed))))
+            lines, missed, executed = fd.changed.spans()  # collected while the profile was read
+            answered.append((lines, missed, intersect_spans(missed, executed)))
         else:
             asked.append((len(answered), fd, pairs))
             answered.append((0, [], []))
@@ -445,26 +444,6 @@ def _join_changes(
     return out, patch
 
 
-def _clip(start: int, end: int, ranges: list[tuple[int, int]]) -> Spans:
-    """The parts of the span [start, end] inside `ranges`."""
-    return [(max(start, lo), min(end, hi)) for lo, hi in ranges if start <= hi and end >= lo]
-
-
-def _intersect(a: Spans, b: Spans) -> Spans:
-    """Lines in both merged, sorted span lists."""
-    out: Spans = []
-    i = j = 0
-    while i < len(a) and j < len(b):
-        lo, hi = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
-        if lo <= hi:
-            out.append((lo, hi))
-        if a[i][1] < b[j][1]:
-            i += 1
-        else:
-            j += 1
-    return out
-
-
 def _partly_in_index(fd: FileData, ranges: list[tuple[int, int]], uncovered: Spans) -> Spans:
     """Of the `uncovered` lines, those where some entry ran: the index queried with its flags inverted marks
     as "uncovered" every line with an executed entry."""
@@ -473,7 +452,7 @@ def _partly_in_index(fd: FileData, ranges: list[tuple[int, int]], uncovered: Spa
     starts, ends, flags, maxend = fd.line_index()
     inverted: Index = (starts, ends, bytes(0 if f else 1 for f in flags), maxend)
     executed = merge_spans([span for _m, u in query_index(inverted, ranges) for span in u])
-    return _intersect(uncovered, executed)
+    return intersect_spans(uncovered, executed)
 
 
 def file_totals(files: dict[str, FileData], stale: Collection[str] = ()) -> tuple[Totals, list[FileCoverage]]:
@@ -577,8 +556,10 @@ def functions_under_test(
     profile says nothing of the Python client a pytest suite calls; scenario suggestions still name it)."""
     from .covmap import list_files
 
-    all_files = [f for f in list_files(project_root) if not is_test_path(f)]
     out = dict(found)
+    if out.get("go") and out.get("python"):
+        return out  # both languages found through coverage: no walk of the tree
+    all_files = [f for f in list_files(project_root) if not is_test_path(f)]
     if not out.get("go"):
         go = [f for f in all_files if f.endswith(".go")][:FUNCTION_FILES_LIMIT]
         out["go"] = go_functions(project_root, go, notes)

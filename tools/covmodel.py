@@ -135,17 +135,22 @@ class ChangedBlocks:
     def summary(self) -> tuple[int, Spans]:
         """Measured changed lines and the uncovered ones as merged spans (a line is uncovered when any block on it
         never ran)."""
+        measured, uncovered, _executed = self.spans()
+        return measured, uncovered
+
+    def spans(self) -> tuple[int, Spans, Spans]:
+        """`summary`, and the changed lines some executed block covers (merged spans), in one pass."""
         measured: Spans = []
         uncovered: Spans = []
+        executed: Spans = []
         ranges = self.ranges
         for s, e, hit in self.blocks.values():
             for lo, hi in ranges:
                 if s <= hi and e >= lo:
                     span = (s if s > lo else lo, e if e < hi else hi)
                     measured.append(span)
-                    if not hit:
-                        uncovered.append(span)
-        return span_lines(merge_spans(measured)), merge_spans(uncovered)
+                    (executed if hit else uncovered).append(span)
+        return span_lines(merge_spans(measured)), merge_spans(uncovered), merge_spans(executed)
 
 
 def _meeting(starts: Sequence[int], ends: Sequence[int], ranges: Ranges) -> list[int]:

@@ -88,6 +88,21 @@ def subtract_spans(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> list[t
     return out
 
 
+def intersect_spans(a: Spans, b: Spans) -> Spans:
+    """Lines in both merged, sorted span lists."""
+    out: Spans = []
+    i = j = 0
+    while i < len(a) and j < len(b):
+        lo, hi = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
+        if lo <= hi:
+            out.append((lo, hi))
+        if a[i][1] < b[j][1]:
+            i += 1
+        else:
+            j += 1
+    return out
+
+
 def span_lines(spans: list[tuple[int, int]]) -> int:
     """How many lines merged spans hold."""
     if not spans:

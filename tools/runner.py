@@ -882,9 +882,9 @@ def _finish(run: _Run, forced: RunStatus | None) -> PhaseRun:
         status = RunStatus.PASSED
     if totals.tests == 0 and status is RunStatus.PASSED:
         run.notes.insert(0, "the phase exited 0 but ran no tests; check its filter, tags and paths")
+    wall = time.monotonic() - run.started
     if status in (RunStatus.TIMEOUT, RunStatus.CANCELLED):
         finished = [t for t in report.tests if not (t.message or "").startswith("did not finish")]
-        wall = time.monotonic() - run.started
         # The limit is what the caller set; the wall also holds go's own shutdown and our kill's grace time.
         what = (
             f"hit its timeout of {run.phase.timeout_s:g} s (stopped after {wall:.1f} s)"
@@ -898,7 +898,6 @@ def _finish(run: _Run, forced: RunStatus | None) -> PhaseRun:
             sites.setdefault(race.test or "(no test)", race_site(race.locations))
         found = ", ".join(f"{test} at {site}" if site else test for test, site in sorted(sites.items()))
         run.notes.append(f"data race detected in {found}")
-    wall = time.monotonic() - run.started
     peaks = [a.peak_rss_mb for a in run.attempts if a.peak_rss_mb is not None]
     ended = datetime.now(UTC)
     return PhaseRun(
